@@ -1,0 +1,117 @@
+"""Every setting the service reads from the environment, in one place.
+
+Each process (web, predict worker, retrain worker, CLI) builds one ``Config``
+with ``Config.from_env()`` and passes it down; nothing else reads
+``os.environ``. The README's configuration table mirrors ``SETTINGS``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    default: str
+    kind: type
+    help: str
+
+
+SETTINGS: dict[str, Setting] = {
+    "redis_url": Setting("REDIS_URL", "redis://127.0.0.1:6379/0", str,
+                         "Redis server for queues, results and Socket.IO messages. "
+                         "`swagdigits up` starts a private one when this is unset."),
+    "data_dir": Setting("SWAGDIGITS_DATA_DIR", ".", Path,
+                        "Base folder for models/, help_data/ and the embedded Redis."),
+    "model_dir": Setting("SWAGDIGITS_MODEL_DIR", "", Path,
+                         "ModelStore file-system root (default: DATA_DIR/models)."),
+    "help_dir": Setting("SWAGDIGITS_HELP_DIR", "", Path,
+                        "Where labelled help images are kept (default: DATA_DIR/help_data)."),
+    "host": Setting("SWAGDIGITS_HOST", "127.0.0.1", str, "Address the web tier listens on."),
+    "port": Setting("SWAGDIGITS_PORT", "5000", int, "Port the web tier listens on."),
+    "web_threads": Setting("SWAGDIGITS_WEB_THREADS", "64", int,
+                           "Threads of the web process (each waiting request or socket holds one)."),
+    "metrics_port": Setting("SWAGDIGITS_METRICS_PORT", "0", int,
+                            "Port a worker serves /metrics on (0: pick a free one)."),
+    "predict_timeout": Setting("SWAGDIGITS_PREDICT_TIMEOUT", "5.0", float,
+                               "Seconds POST /api/predict waits for a worker before answering 504."),
+    "result_ttl": Setting("SWAGDIGITS_RESULT_TTL", "300", int,
+                          "Seconds a finished job's result stays readable at /api/jobs/<id>."),
+    "queue_limit": Setting("SWAGDIGITS_QUEUE_LIMIT", "1000", int,
+                           "Waiting predictions above which new ones get 503 + Retry-After."),
+    "max_batch": Setting("SWAGDIGITS_MAX_BATCH", "64", int,
+                         "Most waiting drawings a predict worker takes and predicts in one call."),
+    "max_upload_bytes": Setting("SWAGDIGITS_MAX_UPLOAD_BYTES", str(4 * 1024 * 1024), int,
+                                "Largest request body accepted, in bytes (413 above)."),
+    "max_image_pixels": Setting("SWAGDIGITS_MAX_IMAGE_PIXELS", str(4096 * 4096), int,
+                                "Largest width x height of an image accepted (413 above)."),
+    "max_image_side": Setting("SWAGDIGITS_MAX_IMAGE_SIDE", "8192", int,
+                              "Largest width or height of an image accepted, in pixels."),
+    "worker_heartbeat": Setting("SWAGDIGITS_WORKER_HEARTBEAT", "5", int,
+                                "Seconds between a worker's liveness beats; /readyz wants one "
+                                "seen within three of them."),
+    "admin_token": Setting("SWAGDIGITS_ADMIN_TOKEN", "", str,
+                           "Bearer token for operator routes; empty turns them off."),
+    "log_level": Setting("SWAGDIGITS_LOG_LEVEL", "INFO", str, "Python logging level."),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    redis_url: str
+    data_dir: Path
+    model_dir: Path
+    help_dir: Path
+    host: str
+    port: int
+    web_threads: int
+    metrics_port: int
+    predict_timeout: float
+    result_ttl: int
+    queue_limit: int
+    max_batch: int
+    max_upload_bytes: int
+    max_image_pixels: int
+    max_image_side: int
+    worker_heartbeat: int
+    admin_token: str
+    log_level: str
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Config":
+        """Read every setting, converting and checking it, so a typo fails at start."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for name, setting in SETTINGS.items():
+            raw = environ.get(setting.env, setting.default)
+            try:
+                values[name] = setting.kind(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{setting.env}={raw!r} is not a valid {setting.kind.__name__}") from exc
+        data_dir = values["data_dir"]
+        if not environ.get(SETTINGS["model_dir"].env):
+            values["model_dir"] = data_dir / "models"
+        if not environ.get(SETTINGS["help_dir"].env):
+            values["help_dir"] = data_dir / "help_data"
+        values.update(overrides)
+        config = cls(**values)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        for name in ("port", "web_threads", "result_ttl", "queue_limit", "max_batch",
+                     "max_upload_bytes", "max_image_pixels", "max_image_side", "worker_heartbeat"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{SETTINGS[name].env} must be positive")
+        if self.predict_timeout <= 0:
+            raise ConfigError(f"{SETTINGS['predict_timeout'].env} must be positive")
+
+    def as_env(self) -> dict[str, str]:
+        """The environment that makes a child process build this same Config."""
+        return {SETTINGS[f.name].env: str(getattr(self, f.name)) for f in fields(self)}

@@ -1,0 +1,184 @@
+"""The prediction queue: how the web tier hands drawings to workers and gets answers back.
+
+Why not one RQ job per drawing: an RQ job costs ~57 Redis commands and a
+prediction ~2 ms, so RQ bookkeeping would dominate. Here a drawing costs the
+web tier two round trips (one scripted enqueue, one BLPOP for the pushed
+reply) and a worker two per *group* of drawings (one XREADGROUP that takes
+everything waiting, one pipelined write of all results), which gives
+adaptive batching for free: an idle service answers one drawing at once,
+a busy one predicts many per call.
+
+Streams with a consumer group (rather than lists) keep a claimed-but-unfinished
+entry in the group's pending list, so a job whose worker died can be found and
+retried (``reclaim_stale``).
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import redis
+
+from shared import protocol as p
+
+_ENQUEUE_LUA = """
+local depth = redis.call('XLEN', KEYS[1])
+if depth >= tonumber(ARGV[1]) then return -1 end
+redis.call('HSET', KEYS[2], 'state', ARGV[8], 'enqueued_at', ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('XADD', KEYS[1], '*', 'id', ARGV[4], 'image', ARGV[5], 't', ARGV[3], 'room', ARGV[6], 'reply', ARGV[7])
+return depth
+"""
+
+
+class QueueFull(RuntimeError):
+    """More drawings are waiting than the configured limit: back off and retry."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """A drawing a worker has claimed."""
+
+    entry_id: str
+    job_id: str
+    image: bytes
+    enqueued_at: float
+    room: str
+    wants_reply: bool
+    deliveries: int = 1
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+class PredictQueue:
+    """Both ends of the prediction stream; web and workers share this one definition."""
+
+    def __init__(self, conn: redis.Redis, stream: str = p.PREDICT_STREAM, result_ttl: int = 300):
+        self.conn = conn
+        self.stream = stream
+        self.result_ttl = result_ttl
+        self._enqueue = conn.register_script(_ENQUEUE_LUA)
+        self._group_ready = False
+
+    # -- web side ----------------------------------------------------------
+    def submit(self, image: bytes, limit: int, room: str = "", wants_reply: bool = True,
+               job_id: str | None = None) -> str:
+        """Queue one drawing; raise QueueFull when ``limit`` drawings already wait."""
+        job_id = job_id or new_job_id()
+        self.ensure_group()
+        depth = self._enqueue(
+            keys=[self.stream, p.JOB_KEY.format(job_id)],
+            args=[limit, self.result_ttl, f"{time.time():.6f}", job_id, image, room,
+                  "1" if wants_reply else "0", p.QUEUED])
+        if depth == -1:
+            raise QueueFull(f"{limit} drawings are already waiting")
+        return job_id
+
+    def wait_reply(self, job_id: str, timeout: float) -> dict | None:
+        """Block until the worker pushes the answer, or return None after ``timeout`` s."""
+        got = self.conn.blpop([p.REPLY_KEY.format(job_id)], timeout=timeout)
+        return None if got is None else p.parse_reply(got[1])
+
+    def status(self, job_id: str) -> dict | None:
+        raw = self.conn.hgetall(p.JOB_KEY.format(job_id))
+        if not raw:
+            return None
+        data = {k.decode(): v.decode() for k, v in raw.items()}
+        out = {"job_id": job_id, "state": data.get("state", p.QUEUED)}
+        if "result" in data:
+            reply = p.parse_reply(data["result"])
+            if "error" in reply:
+                out["error"] = reply["error"]
+            else:
+                out["result"] = reply
+        return out
+
+    def depth(self) -> int:
+        return int(self.conn.xlen(self.stream))
+
+    # -- worker side -------------------------------------------------------
+    def ensure_group(self) -> None:
+        """Create the consumer group (from the stream's start, so nothing queued is skipped)."""
+        if self._group_ready:
+            return
+        try:
+            self.conn.xgroup_create(self.stream, p.PREDICT_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    def claim(self, consumer: str, count: int, block_ms: int) -> list[Job]:
+        """Take up to ``count`` waiting drawings, blocking up to ``block_ms`` for the first."""
+        self.ensure_group()
+        try:
+            got = self.conn.xreadgroup(p.PREDICT_GROUP, consumer, {self.stream: ">"},
+                                       count=count, block=block_ms)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._group_ready = False  # Redis lost its data (restart): recreate next time
+            return []
+        jobs = [_job_from_entry(entry_id, fields) for _, entries in (got or []) for entry_id, fields in entries]
+        if jobs:
+            pipe = self.conn.pipeline(transaction=False)
+            for job in jobs:
+                pipe.hset(p.JOB_KEY.format(job.job_id), "state", p.STARTED)
+            pipe.execute()
+        return jobs
+
+    def complete(self, done: list[tuple[Job, p.PredictionResult | p.PredictionError]]) -> None:
+        """Store and push every job's reply in one round trip, then drop the entries."""
+        if not done:
+            return
+        pipe = self.conn.pipeline(transaction=False)
+        for job, outcome in done:
+            state = p.FAILED if isinstance(outcome, p.PredictionError) else p.FINISHED
+            reply = outcome.to_json()
+            key = p.JOB_KEY.format(job.job_id)
+            pipe.hset(key, mapping={"state": state, "result": reply})
+            pipe.expire(key, self.result_ttl)
+            if job.wants_reply:
+                reply_key = p.REPLY_KEY.format(job.job_id)
+                pipe.rpush(reply_key, reply)
+                pipe.expire(reply_key, p.REPLY_TTL_S)
+        ids = [job.entry_id for job, _ in done]
+        pipe.xack(self.stream, p.PREDICT_GROUP, *ids)
+        pipe.xdel(self.stream, *ids)
+        pipe.execute()
+
+    def reclaim_stale(self, consumer: str, min_idle_ms: int, count: int = 100) -> list[Job]:
+        """Take over drawings a dead worker claimed but never finished."""
+        self.ensure_group()
+        try:
+            _, claimed, _ = self.conn.xautoclaim(self.stream, p.PREDICT_GROUP, consumer,
+                                                min_idle_time=min_idle_ms, count=count)
+        except redis.ResponseError:
+            self._group_ready = False
+            return []
+        if not claimed:
+            return []
+        pending = self.conn.xpending_range(self.stream, p.PREDICT_GROUP, min="-", max="+",
+                                           count=len(claimed) + 100, consumername=consumer)
+        deliveries = {row["message_id"]: row["times_delivered"] for row in pending}
+        jobs = []
+        for entry_id, fields in claimed:
+            if fields:
+                job = _job_from_entry(entry_id, fields)
+                jobs.append(Job(**{**job.__dict__, "deliveries": deliveries.get(entry_id, 2)}))
+        return jobs
+
+
+def _job_from_entry(entry_id, fields: dict) -> Job:
+    entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return Job(
+        entry_id=entry_id,
+        job_id=fields[b"id"].decode(),
+        image=fields[b"image"],
+        enqueued_at=float(fields[b"t"]),
+        room=fields.get(b"room", b"").decode(),
+        wants_reply=fields.get(b"reply", b"0") == b"1",
+    )

@@ -1,0 +1,188 @@
+"""The one place models are written to and loaded from: a ModelStore file-system store.
+
+Each trained model is uploaded with its metrics as ``extra_metadata`` and its
+lifecycle recorded as ModelStore states: ``production`` (exactly one model,
+the live one), ``candidate`` (trained, not yet judged), ``rejected``
+(failed the promotion gate) and ``retired`` (was production once).
+Loading verifies the artifact's SHA-256 against the one recorded at upload,
+so a corrupted or swapped file is refused rather than served.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared.atomic import write_atomic
+
+log = logging.getLogger(__name__)
+
+DOMAIN = "digits"
+PRODUCTION = "production"
+REJECTED = "rejected"
+RETIRED = "retired"
+STATES = (PRODUCTION, REJECTED, RETIRED)
+
+
+class ModelStoreError(RuntimeError):
+    """The store could not do what was asked (missing model, bad artifact...)."""
+
+
+class NoProductionModel(ModelStoreError):
+    """No model is marked as production yet."""
+
+
+class ArtifactMismatch(ModelStoreError):
+    """An artifact's checksum or metadata does not match what was recorded at upload."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to predict, and the version that computed every answer it gives."""
+
+    version: str
+    estimator: Any
+    metadata: dict
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    model_id: str
+    created: str
+    states: tuple[str, ...]
+    extra: dict
+
+    def as_dict(self) -> dict:
+        return {"model_id": self.model_id, "created": self.created,
+                "states": list(self.states), **{"metadata": self.extra}}
+
+
+class ModelRegistry:
+    """Thin, typed wrapper around ``modelstore.ModelStore`` for the digits domain."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+        self._store = None
+
+    @property
+    def store(self):
+        if self._store is None:
+            from modelstore import ModelStore  # imported late: it is slow to import
+
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._store = ModelStore.from_file_system(root_directory=str(self.root), create_directory=True)
+            existing = set(self._store.list_model_states())
+            for state in STATES:
+                if state not in existing:
+                    self._store.create_model_state(state)
+        return self._store
+
+    # -- writing -----------------------------------------------------------
+    def publish(self, estimator, extra: dict) -> str:
+        """Upload a trained estimator with its metadata; return its version id."""
+        meta = self.store.upload(DOMAIN, model=estimator, extra_metadata=dict(extra))
+        model_id = meta["model"]["model_id"]
+        artifact = Path(meta["storage"]["path"])
+        checksum = _sha256(artifact)
+        # The checksum must be in the metadata to verify loads; modelstore writes the
+        # metadata before we can know the digest, so record it beside it atomically.
+        write_atomic(self._checksum_path(model_id), checksum.encode())
+        log.info("published model %s", model_id)
+        return model_id
+
+    def promote(self, model_id: str) -> str | None:
+        """Make ``model_id`` the only production model; return the one it replaced."""
+        self._require(model_id)
+        with self._lock:
+            previous = self.production_id(missing_ok=True)
+            self.store.set_model_state(DOMAIN, model_id, PRODUCTION)
+            self._unset(model_id, REJECTED)
+            self._unset(model_id, RETIRED)
+            if previous and previous != model_id:
+                self._unset(previous, PRODUCTION)
+                self.store.set_model_state(DOMAIN, previous, RETIRED)
+        log.info("model %s is production (was %s)", model_id, previous)
+        return previous
+
+    def reject(self, model_id: str) -> None:
+        self._require(model_id)
+        self.store.set_model_state(DOMAIN, model_id, REJECTED)
+
+    # -- reading -----------------------------------------------------------
+    def production_id(self, missing_ok: bool = False) -> str | None:
+        ids = self.store.list_models(DOMAIN, PRODUCTION) if self._has_domain() else []
+        if not ids:
+            if missing_ok:
+                return None
+            raise NoProductionModel("no production model in the store")
+        if len(ids) > 1:
+            # Never expected; pick the newest so the service still answers.
+            ids = sorted(ids, key=lambda i: self.info(i)["code"]["created"])
+        return ids[-1]
+
+    def load(self, model_id: str) -> LoadedModel:
+        """Load a model after checking its artifact against the recorded checksum."""
+        info = self.info(model_id)
+        artifact = Path(info["storage"]["path"])
+        try:
+            expected = self._checksum_path(model_id).read_text().strip()
+        except FileNotFoundError:
+            raise ArtifactMismatch(f"model {model_id} has no recorded checksum") from None
+        if not artifact.is_file() or _sha256(artifact) != expected:
+            raise ArtifactMismatch(f"model {model_id}: artifact checksum does not match")
+        if info["model"]["domain"] != DOMAIN or info["model"]["model_type"]["library"] != "sklearn":
+            raise ArtifactMismatch(f"model {model_id}: metadata is not a digits sklearn model")
+        try:
+            estimator = self.store.load(DOMAIN, model_id)
+        except Exception as exc:  # a tar or pickle error: the artifact is unusable
+            raise ArtifactMismatch(f"model {model_id} could not be loaded: {exc}") from exc
+        return LoadedModel(version=model_id, estimator=estimator, metadata=info.get("extra") or {})
+
+    def load_production(self) -> LoadedModel:
+        return self.load(self.production_id())
+
+    def info(self, model_id: str) -> dict:
+        try:
+            return self.store.get_model_info(DOMAIN, model_id)
+        except Exception as exc:
+            raise ModelStoreError(f"no model {model_id}") from exc
+
+    def list(self) -> list[ModelSummary]:
+        """Every model, newest first, with its states and metadata."""
+        if not self._has_domain():
+            return []
+        summaries = []
+        for model_id in self.store.list_models(DOMAIN):
+            info = self.info(model_id)
+            states = tuple(s for s in self.store.get_model_states(DOMAIN, model_id) if s in STATES)
+            summaries.append(ModelSummary(model_id, info["code"]["created"], states, info.get("extra") or {}))
+        return sorted(summaries, key=lambda s: s.created, reverse=True)
+
+    # -- helpers -----------------------------------------------------------
+    def _has_domain(self) -> bool:
+        return DOMAIN in self.store.list_domains()
+
+    def _require(self, model_id: str) -> None:
+        if not self._has_domain() or not self.store.model_exists(DOMAIN, model_id):
+            raise ModelStoreError(f"no model {model_id}")
+
+    def _unset(self, model_id: str, state: str) -> None:
+        if state in self.store.get_model_states(DOMAIN, model_id):
+            self.store.remove_model_state(DOMAIN, model_id, state)
+
+    def _checksum_path(self, model_id: str) -> Path:
+        return self.root / "checksums" / f"{model_id}.sha256"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+

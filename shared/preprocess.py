@@ -1,0 +1,266 @@
+"""Bringing any ink map into one canonical digit shape, then into features.
+
+scikit-learn's digits (UCI optdigits) were made from scanned forms: each digit
+was size-normalised to the full 32 pixel height with a limited width and a
+roughly constant amount of ink, then counted in 4x4 blocks (8x8 values 0..16).
+A browser drawing is nothing like that: any size, any place on the canvas, any
+slant, and a stroke width fixed by the brush rather than by the digit's size.
+
+Rather than imitating optdigits' (unknown) scanning pipeline, drawings *and*
+the training digits (upsampled back to an ink map, see ``digits_to_inks``) go
+through the same normalisation, so both end up alike:
+
+1. crop to the ink and shrink to a small working bitmap (aspect kept);
+2. deskew: shear rows so the principal axis is vertical (second moments);
+3. scale to the full ``_SIDE`` height, width by aspect but within
+   ``[_MIN_WIDTH, _MAX_WIDTH]`` so a "1" stays a bar and a wide "2" does not
+   fill the box;
+4. normalise the stroke: thin to a one-pixel skeleton, then redraw it with a
+   fixed pen (dilation with a disc), so thin pens, thick brushes, a scanned
+   digit's blur and an 8x8 upsampling all give the same stroke;
+5. count ink in blocks like optdigits (values 0..16 in an 8x8 grid).
+
+Only numpy and Pillow: this runs in the predict worker for every drawing and
+has to stay well under a millisecond or two.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+# Canonical bitmap side and the block grid the features are counted in.
+_SIDE = 32
+_GRID = 8
+FEATURE_SIZE = _GRID * _GRID
+
+# Tunables of the normalisation (see the module docstring).
+_INK_THRESHOLD = 0.25      # ink map value counted as ink when cropping
+_WORK = 40                 # working bitmap: longest side before deskewing
+_DESKEW = True
+_MAX_SHEAR = 1.0
+_MIN_WIDTH = 8             # canonical width limits in pixels of _SIDE
+_MAX_WIDTH = 24
+_ASPECT_GAIN = 1.3         # canonical width = gain * aspect * _SIDE, then clipped
+_PEN_RADIUS = 2.5          # radius of the disc the skeleton is redrawn with
+_MARGIN = 0                # empty columns/rows kept around the canonical digit
+_THIN = "adjust"
+_TARGET_THICKNESS = 7.5
+_MASK_THRESHOLD = 0.4      # ink level kept as stroke before thinning
+
+_BLOCK = _SIDE // _GRID
+
+
+# ---------------------------------------------------------------- thinning --
+def _thinning_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Zhang-Suen deletion lookup tables for the two sub-iterations.
+
+    Neighbour bits: P2 (N)=1, P3 (NE)=2, P4 (E)=4, P5 (SE)=8, P6 (S)=16,
+    P7 (SW)=32, P8 (W)=64, P9 (NW)=128.
+    """
+    first = np.zeros(256, dtype=bool)
+    second = np.zeros(256, dtype=bool)
+    for code in range(256):
+        p = [(code >> i) & 1 for i in range(8)]  # p[0]=P2 ... p[7]=P9
+        b = sum(p)
+        a = sum(1 for i in range(8) if p[i] == 0 and p[(i + 1) % 8] == 1)
+        if not (2 <= b <= 6 and a == 1):
+            continue
+        p2, p4, p6, p8 = p[0], p[2], p[4], p[6]
+        first[code] = p2 * p4 * p6 == 0 and p4 * p6 * p8 == 0
+        second[code] = p2 * p4 * p8 == 0 and p2 * p6 * p8 == 0
+    return first, second
+
+
+_THIN_FIRST, _THIN_SECOND = _thinning_tables()
+_WEIGHTS = np.array([1, 2, 4, 8, 16, 32, 64, 128], dtype=np.uint8)
+
+
+def _neighbour_codes(img: np.ndarray) -> np.ndarray:
+    p = np.pad(img, 1)
+    h, w = img.shape
+    code = p[0:h, 1:w + 1] * np.uint8(1)          # N
+    code = code + p[0:h, 2:w + 2] * np.uint8(2)   # NE
+    code += p[1:h + 1, 2:w + 2] * np.uint8(4)     # E
+    code += p[2:h + 2, 2:w + 2] * np.uint8(8)     # SE
+    code += p[2:h + 2, 1:w + 1] * np.uint8(16)    # S
+    code += p[2:h + 2, 0:w] * np.uint8(32)        # SW
+    code += p[1:h + 1, 0:w] * np.uint8(64)        # W
+    code += p[0:h, 0:w] * np.uint8(128)           # NW
+    return code
+
+
+def thin(mask: np.ndarray) -> np.ndarray:
+    """One-pixel-wide skeleton of a boolean mask (Zhang-Suen)."""
+    img = mask.astype(np.uint8)
+    for _ in range(2 * max(img.shape)):
+        changed = False
+        for table in (_THIN_FIRST, _THIN_SECOND):
+            delete = table[_neighbour_codes(img)] & (img == 1)
+            if delete.any():
+                img[delete] = 0
+                changed = True
+        if not changed:
+            break
+    return img.astype(bool)
+
+
+# ------------------------------------------------------------- geometry ----
+def _bbox(mask: np.ndarray):
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+
+
+def _to_image(arr: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+
+
+def _disc(radius: float) -> np.ndarray:
+    r = int(np.ceil(radius))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    return (xx * xx + yy * yy) <= radius * radius + 1e-6
+
+
+_PEN = _disc(_PEN_RADIUS)
+_PEN_OFFSETS = [(dy - _PEN.shape[0] // 2, dx - _PEN.shape[1] // 2)
+                for dy, dx in zip(*np.nonzero(_PEN))]
+
+
+def _dilate(mask: np.ndarray) -> np.ndarray:
+    h, w = mask.shape
+    r = _PEN.shape[0] // 2
+    p = np.pad(mask, r)
+    out = np.zeros_like(mask)
+    for dy, dx in _PEN_OFFSETS:
+        out |= p[r + dy:r + dy + h, r + dx:r + dx + w]
+    return out
+
+
+def _deskew(work: np.ndarray) -> np.ndarray:
+    """Shear rows so that the ink's second-moment axis is vertical."""
+    h, w = work.shape
+    total = work.sum()
+    if total <= 0:
+        return work
+    ys = np.arange(h, dtype=np.float64)
+    xs = np.arange(w, dtype=np.float64)
+    row_mass = work.sum(axis=1)
+    col_mass = work.sum(axis=0)
+    cy = float(row_mass @ ys) / total
+    cx = float(col_mass @ xs) / total
+    mu02 = float(row_mass @ (ys - cy) ** 2) / total
+    mu11 = float((ys - cy) @ work @ (xs - cx)) / total
+    if mu02 < 1e-6:
+        return work
+    shear = float(np.clip(mu11 / mu02, -_MAX_SHEAR, _MAX_SHEAR))
+    if abs(shear) < 0.02:
+        return work
+    # Output wide enough for the sheared digit.
+    extra = int(np.ceil(abs(shear) * h)) + 2
+    out_w = w + extra
+    # Output pixel (x', y) samples input x = x' - off + shear * (y - cy).
+    off = extra / 2.0
+    img = _to_image(work)
+    sheared = img.transform((out_w, h), Image.AFFINE,
+                            (1.0, shear, -off - shear * cy, 0.0, 1.0, 0.0),
+                            resample=Image.BILINEAR)
+    return np.asarray(sheared, dtype=np.float32) / 255.0
+
+
+def canonical(ink: np.ndarray) -> np.ndarray | None:
+    """The normalised ``_SIDE`` x ``_SIDE`` boolean digit, or None without ink."""
+    ink = np.asarray(ink, dtype=np.float32)
+    box = _bbox(ink > _INK_THRESHOLD)
+    if box is None:
+        return None
+    r0, r1, c0, c1 = box
+    crop = ink[r0:r1, c0:c1]
+    h, w = crop.shape
+    scale = _WORK / max(h, w)
+    size = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
+    work_img = _to_image(crop)
+    if size != (w, h):
+        work_img = work_img.resize(size, Image.BILINEAR, reducing_gap=2.0 if scale < 0.5 else None)
+    work = np.asarray(work_img, dtype=np.float32) / 255.0
+    if _DESKEW:
+        work = _deskew(work)
+    box = _bbox(work > _MASK_THRESHOLD)
+    if box is None:
+        box = _bbox(work > 0.0)
+        if box is None:
+            return None
+    r0, r1, c0, c1 = box
+    work = work[r0:r1, c0:c1]
+    h, w = work.shape
+    inner = _SIDE - 2 * _MARGIN
+    target_w = int(round(np.clip(_ASPECT_GAIN * inner * w / h, _MIN_WIDTH, _MAX_WIDTH)))
+    target_w = min(target_w, inner)
+    small = _to_image(work).resize((target_w, inner), Image.BILINEAR)
+    mask = np.asarray(small) >= int(_MASK_THRESHOLD * 255)
+    skeleton = thin(mask)
+    canvas = np.zeros((_SIDE, _SIDE), dtype=bool)
+    left = (_SIDE - target_w) // 2
+    canvas[_MARGIN:_MARGIN + inner, left:left + target_w] = skeleton
+    if _THIN == "adjust":
+        canvas[_MARGIN:_MARGIN + inner, left:left + target_w] = mask
+        length = max(int(skeleton.sum()), 1)
+        thickness = mask.sum() / length
+        r = (_TARGET_THICKNESS - thickness) / 2.0
+        if r >= 0.5:
+            return _morph(canvas, _disc(r), dilate=True)
+        if r <= -0.5:
+            return _morph(canvas, _disc(-r), dilate=False)
+        return canvas
+    if not _THIN:
+        canvas[_MARGIN:_MARGIN + inner, left:left + target_w] = mask
+        return canvas
+    return _dilate(canvas)
+
+
+def _morph(mask, disc, dilate):
+    h, w = mask.shape
+    r = disc.shape[0] // 2
+    p = np.pad(mask, r, constant_values=False)
+    out = np.zeros_like(mask) if dilate else np.ones_like(mask)
+    for dy, dx in zip(*np.nonzero(disc)):
+        sl = p[dy:dy + h, dx:dx + w]
+        if dilate:
+            out |= sl
+        else:
+            out &= sl
+    return out
+
+
+def features(ink: np.ndarray) -> np.ndarray:
+    """One ink map (float32, 1 = ink) to ``FEATURE_SIZE`` features (0..16 block counts)."""
+    norm = canonical(ink)
+    block = _SIDE // _GRID
+    if norm is None:
+        return np.zeros(_GRID * _GRID, dtype=np.float32)
+    blocks = norm.reshape(_GRID, block, _GRID, block).sum(axis=(1, 3), dtype=np.int32)
+    return (blocks.reshape(-1) * (16.0 / (block * block))).astype(np.float32)
+
+
+def features_many(inks) -> np.ndarray:
+    if len(inks) == 0:
+        return np.zeros((0, FEATURE_SIZE), np.float32)
+    return np.stack([features(ink) for ink in inks])
+
+
+_DIGITS_LEVEL = 0.45       # upsampled optdigits coverage taken as pen ink
+
+
+def digits_to_inks(images8: np.ndarray, size: int = 32, level: float | None = None) -> list[np.ndarray]:
+    """scikit-learn digits (n, 8, 8) of counts 0..16 back to binary pen-like ink maps.
+
+    Smoothly upsampled, then cut at ``level`` of full coverage: a block only
+    partly covered still had a stroke passing through it.
+    """
+    level = _DIGITS_LEVEL if level is None else level
+    out = []
+    for img in np.asarray(images8, dtype=np.float32).reshape(-1, 8, 8):
+        pil = Image.fromarray(img / 16.0, "F").resize((size, size), Image.BICUBIC)
+        out.append((np.asarray(pil, dtype=np.float32) >= level).astype(np.float32))
+    return out

@@ -1,0 +1,68 @@
+"""Names and payloads every process agrees on: Redis keys, queues, Socket.IO events.
+
+Change a name here and both sides change together; nothing else spells these
+strings.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+PREFIX = "swagdigits"
+
+# Interactive drawings and batch chunks travel on Redis streams read by the
+# predict workers' consumer group (see shared.job_queue for why not plain RQ).
+PREDICT_STREAM = f"{PREFIX}:stream:predict"
+BATCH_STREAM = f"{PREFIX}:stream:batch"
+PREDICT_GROUP = "predict-workers"
+
+# Retraining is rare and slow, so it uses RQ: this is the RQ queue name.
+RETRAIN_QUEUE = "retrain"
+
+JOB_KEY = PREFIX + ":job:{}"          # hash: state, enqueued_at, result | error
+REPLY_KEY = PREFIX + ":reply:{}"      # list: the result, pushed for a waiting HTTP request
+WORKERS_KEY = PREFIX + ":workers"     # sorted set: worker name -> last heartbeat (unix s)
+WORKER_KEY = PREFIX + ":worker:{}"    # hash: pid, role, model_version, metrics_port
+BOOTSTRAP_LOCK = PREFIX + ":lock:bootstrap-model"
+MODEL_EVENTS_CHANNEL = f"{PREFIX}:events:model"
+# Redis pub/sub channel Flask-SocketIO's message queue and shared.push agree on.
+SOCKETIO_CHANNEL = f"{PREFIX}:socketio"
+
+REPLY_TTL_S = 30
+
+# Socket.IO events (server -> browser unless noted).
+EVENT_PREDICT = "predict"               # browser -> server: {"image", "seq"?}
+EVENT_PREDICTION = "prediction"         # {job_id, digit, probabilities, model_version, timings}
+EVENT_PREDICTION_ERROR = "prediction_error"  # {job_id?, error, status}
+EVENT_MODEL_CHANGED = "model_changed"   # {model_version}
+EVENT_BATCH_PROGRESS = "batch_progress"
+
+# Job states as GET /api/jobs/<id> reports them.
+QUEUED, STARTED, FINISHED, FAILED = "queued", "started", "finished", "failed"
+
+
+@dataclass(frozen=True)
+class PredictionResult:
+    job_id: str
+    digit: int
+    probabilities: list[float]
+    model_version: str
+    timings: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class PredictionError:
+    job_id: str
+    error: str
+    status: int = 422
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+
+def parse_reply(raw: bytes | str) -> dict:
+    """A worker's reply as a dict; it holds ``error`` when the job failed."""
+    return json.loads(raw)

@@ -1,0 +1,1 @@
+"""The ``swagdigits`` command: run, train, inspect and evaluate the service."""

@@ -1,0 +1,5 @@
+import sys
+
+from swagdigits.cli import main
+
+sys.exit(main())

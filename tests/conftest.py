@@ -1,0 +1,69 @@
+"""Fixtures shared by every test: a private redis-server, a trained model store, a config.
+
+Tests never touch a Redis they did not start: ``redis_server`` runs its own
+``redis-server`` on a free port for the session and only that one is flushed.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import redis
+
+from shared.config import Config
+from shared.model_store import ModelRegistry
+from swagdigits.embedded_redis import EmbeddedRedis
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persistent=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_conn(redis_server):
+    conn = redis.Redis.from_url(redis_server.url)
+    yield conn
+    conn.flushdb()  # our own server only
+    conn.close()
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory) -> Path:
+    """A model store holding one production model, trained once per session."""
+    from shared.publishing import train_initial
+
+    root = tmp_path_factory.mktemp("store") / "models"
+    train_initial(ModelRegistry(root), source="test fixture")
+    return root
+
+
+@pytest.fixture
+def model_dir(trained_store, tmp_path) -> Path:
+    """A private copy of the trained store, so a test may change it freely."""
+    target = tmp_path / "models"
+    shutil.copytree(trained_store, target)
+    _rewrite_store_paths(target, trained_store)
+    return target
+
+
+def _rewrite_store_paths(target: Path, original: Path) -> None:
+    """ModelStore metadata records absolute artifact paths; point them at the copy."""
+    for meta in target.rglob("*.json"):
+        text = meta.read_text()
+        if str(original) in text:
+            meta.write_text(text.replace(str(original), str(target)))
+
+
+@pytest.fixture
+def config(tmp_path, redis_server, model_dir) -> Config:
+    return Config.from_env({}, redis_url=redis_server.url, data_dir=tmp_path, model_dir=model_dir,
+                           help_dir=tmp_path / "help_data", predict_timeout=3.0)

@@ -1,0 +1,40 @@
+from pathlib import Path
+
+import pytest
+
+from shared.config import SETTINGS, Config, ConfigError
+
+
+def test_defaults_need_no_environment():
+    config = Config.from_env({})
+    assert config.port == 5000
+    assert config.redis_url == "redis://127.0.0.1:6379/0"
+    assert config.model_dir == Path("models")
+    assert config.help_dir == Path("help_data")
+
+
+def test_data_dir_moves_model_and_help_folders_unless_they_are_set():
+    config = Config.from_env({"SWAGDIGITS_DATA_DIR": "/srv/digits", "SWAGDIGITS_HELP_DIR": "/mnt/help"})
+    assert config.model_dir == Path("/srv/digits/models")
+    assert config.help_dir == Path("/mnt/help")
+
+
+def test_values_are_converted_to_their_types():
+    config = Config.from_env({"SWAGDIGITS_PORT": "8080", "SWAGDIGITS_PREDICT_TIMEOUT": "2.5"})
+    assert config.port == 8080 and config.predict_timeout == 2.5
+
+
+@pytest.mark.parametrize("env", [{"SWAGDIGITS_PORT": "eighty"}, {"SWAGDIGITS_QUEUE_LIMIT": "0"},
+                                 {"SWAGDIGITS_PREDICT_TIMEOUT": "-1"}])
+def test_bad_values_fail_at_start_naming_the_variable(env):
+    with pytest.raises(ConfigError, match=next(iter(env))):
+        Config.from_env(env)
+
+
+def test_as_env_round_trips_to_the_same_config():
+    config = Config.from_env({"SWAGDIGITS_PORT": "6001", "REDIS_URL": "redis://example:1/2"})
+    assert Config.from_env(config.as_env()) == config
+
+
+def test_every_setting_is_a_config_field():
+    assert set(SETTINGS) == set(Config.__dataclass_fields__)

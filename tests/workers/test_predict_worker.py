@@ -1,0 +1,94 @@
+"""The predict worker in-process, against a real redis-server and a real model store."""
+import pytest
+
+from shared import protocol as p
+from shared.job_queue import PredictQueue
+from shared.model_store import ModelRegistry
+from shared.publishing import train_initial
+from tests.drawings import digit_png
+from workers.predict_worker import PredictWorker
+
+
+class RecordingPusher:
+    def __init__(self):
+        self.events = []
+
+    def emit(self, event, data, room=None):
+        self.events.append((event, data, room))
+
+
+@pytest.fixture
+def worker(config, redis_conn):
+    w = PredictWorker(config, redis_conn, ModelRegistry(config.model_dir), RecordingPusher(), name="w-test")
+    w.load_model()
+    return w
+
+
+def test_answers_carry_digit_probabilities_version_and_timings(worker, redis_conn):
+    queue = PredictQueue(redis_conn)
+    job_id = queue.submit(digit_png(7), limit=10)
+    assert worker.run_once(block_ms=100) == 1
+    reply = queue.wait_reply(job_id, 1)
+    assert reply["digit"] == 7
+    assert len(reply["probabilities"]) == 10 and abs(sum(reply["probabilities"]) - 1) < 1e-3
+    assert reply["model_version"] == worker.holder.version
+    assert set(reply["timings"]) >= {"queue_wait_ms", "preprocess_ms", "predict_ms", "batch_size"}
+
+
+def test_waiting_drawings_are_predicted_together_and_bad_ones_fail_alone(worker, redis_conn):
+    queue = PredictQueue(redis_conn)
+    good = [queue.submit(digit_png(d), limit=50) for d in (0, 1, 4)]
+    bad = queue.submit(digit_png(5)[:200], limit=50)  # truncated PNG: header fine, data not
+    assert worker.run_once(block_ms=100) == 4
+    replies = [queue.wait_reply(j, 1) for j in good]
+    assert [r["digit"] for r in replies] == [0, 1, 4]
+    assert {r["timings"]["batch_size"] for r in replies} == {4}
+    assert queue.wait_reply(bad, 1)["status"] == 422
+    assert queue.status(bad)["state"] == p.FAILED
+
+
+def test_results_for_a_socket_room_are_pushed_to_that_room_only(worker, redis_conn):
+    queue = PredictQueue(redis_conn)
+    job_id = queue.submit(digit_png(1), limit=10, room="browser-a", wants_reply=False)
+    worker.run_once(block_ms=100)
+    [(event, data, room)] = worker.pusher.events
+    assert (event, data["job_id"], room) == (p.EVENT_PREDICTION, job_id, "browser-a")
+    assert not redis_conn.exists(p.REPLY_KEY.format(job_id)), "nobody waits over HTTP"
+
+
+def test_a_job_whose_worker_died_twice_is_reported_failed(worker, redis_conn):
+    queue = PredictQueue(redis_conn)
+    job_id = queue.submit(digit_png(1), limit=10)
+    queue.claim("dead-1", 1, 100)
+    queue.reclaim_stale("dead-2", min_idle_ms=0)  # second delivery, also lost
+    worker._stale_ms = 0
+    worker.run_once(block_ms=100)
+    assert queue.wait_reply(job_id, 1)["error"] == "the worker handling this drawing died"
+
+
+def test_a_worker_on_an_empty_store_trains_and_publishes_a_model(config, redis_conn, tmp_path, caplog):
+    registry = ModelRegistry(tmp_path / "empty-store")
+    w = PredictWorker(config, redis_conn, registry, name="w-bootstrap")
+    with caplog.at_level("WARNING"):
+        w.load_model()
+    assert "no production model" in caplog.text
+    assert w.holder.version == registry.production_id()
+
+
+def test_refresh_swaps_in_a_newly_promoted_model_whole(worker):
+    old = worker.holder.current
+    new_id, _ = train_initial(worker.registry, source="test")
+    assert worker.refresh_model() is True
+    assert worker.holder.version == new_id and worker.holder.current is not old
+    assert worker.refresh_model() is False
+
+
+def test_a_corrupted_new_model_is_refused_and_the_old_one_keeps_serving(worker, caplog):
+    old_version = worker.holder.version
+    new_id, _ = train_initial(worker.registry, source="test")
+    with open(worker.registry.info(new_id)["storage"]["path"], "r+b") as fh:
+        fh.seek(30)
+        fh.write(b"garbage")
+    assert worker.refresh_model() is False
+    assert worker.holder.version == old_version
+    assert "refused" in caplog.text

@@ -1,0 +1,30 @@
+"""Web tier: serves the page, the HTTP API and Socket.IO; never runs the model."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from shared.config import Config
+from web.services import Services
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def create_app(config: Config | None = None, services: Services | None = None) -> Flask:
+    """Build the Flask app from ``config``; tests pass ``services`` to use fakeredis."""
+    config = config or Config.from_env()
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes
+    app.config["JSON_SORT_KEYS"] = False
+    app.extensions["swagdigits"] = services or Services.connect(config)
+
+    from web import api, errors, health, pages, sockets
+
+    errors.register(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+    sockets.init_app(app)
+    logging.getLogger(__name__).debug("app created for %s", config.redis_url)
+    return app

@@ -1,0 +1,57 @@
+"""HTTP prediction API: validate, queue, and (by default) wait for the pushed answer."""
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, jsonify, request, url_for
+
+from shared import protocol as p
+from shared.job_queue import QueueFull
+from web.errors import ApiError
+from web.services import services
+from web.uploads import image_from_request
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def submit_drawing(image: bytes, room: str = "", wants_reply: bool = True) -> str:
+    """Queue a validated drawing, turning a full queue into 503 + Retry-After."""
+    s = services()
+    try:
+        return s.queue.submit(image, s.config.queue_limit, room=room, wants_reply=wants_reply)
+    except QueueFull:
+        raise ApiError("too many drawings are waiting; retry shortly", 503, {"Retry-After": "1"}) from None
+
+
+@bp.post("/predict")
+def predict():
+    s = services()
+    image = image_from_request(request, s.limits)
+    wait = request.args.get("wait", "1") not in ("0", "false", "no")
+    job_id = submit_drawing(image, room=request.args.get("sid", ""), wants_reply=wait)
+    if not wait:
+        status_url = url_for("api.job_status", job_id=job_id)
+        response = jsonify({"job_id": job_id, "state": p.QUEUED, "status_url": status_url})
+        response.status_code = 202
+        response.headers["Location"] = status_url
+        return response
+    reply = s.queue.wait_reply(job_id, s.config.predict_timeout)
+    if reply is None:
+        raise ApiError(f"no worker answered within {s.config.predict_timeout:g}s; "
+                       f"the job may still finish at /api/jobs/{job_id}", 504)
+    if "error" in reply:
+        raise ApiError(reply["error"], int(reply.get("status", 422)))
+    return jsonify(reply)
+
+
+@bp.get("/jobs/<job_id>")
+def job_status(job_id: str):
+    status = services().queue.status(job_id) if _JOB_ID.match(job_id) else None
+    if status is None:
+        response = jsonify({"job_id": job_id, "state": "unknown",
+                            "error": "no such job (unknown id, or its result expired)"})
+        response.status_code = 404
+        return response
+    return jsonify(status)

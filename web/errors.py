@@ -1,0 +1,55 @@
+"""Every error the API gives is JSON with a message, never an HTML page or a bare 500."""
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from shared.image_input import ImageRejected
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """Raise from a handler to answer ``status`` with a JSON ``message``."""
+
+    def __init__(self, message: str, status: int = 400, headers: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.headers = headers or {}
+
+
+def error_response(message: str, status: int, headers: dict | None = None):
+    response = jsonify({"error": message, "status": status})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.message, exc.status, exc.headers)
+
+    @app.errorhandler(ImageRejected)
+    def _bad_image(exc: ImageRejected):
+        return error_response(exc.message, exc.status)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        if exc.code == 413:
+            return error_response("request body is too large", 413)
+        return error_response(exc.description or exc.name, exc.code or 500)
+
+    @app.errorhandler(redis.RedisError)
+    def _redis_down(exc: redis.RedisError):
+        log.warning("Redis unavailable: %s", type(exc).__name__)
+        return error_response("the queue is unavailable; try again shortly", 503, {"Retry-After": "2"})
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unexpected error")
+        return error_response("internal error", 500)

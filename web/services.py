@@ -1,0 +1,30 @@
+"""What a request handler needs beyond Flask: config, Redis and the queue, built once per app."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from flask import current_app
+
+from shared.config import Config
+from shared.image_input import ImageLimits
+from shared.job_queue import PredictQueue
+from shared.redis_conn import connect
+
+
+@dataclass
+class Services:
+    config: Config
+    conn: redis.Redis
+    queue: PredictQueue
+    limits: ImageLimits
+
+    @classmethod
+    def connect(cls, config: Config, conn: redis.Redis | None = None) -> "Services":
+        conn = conn if conn is not None else connect(config.redis_url)
+        return cls(config=config, conn=conn, queue=PredictQueue(conn, result_ttl=config.result_ttl),
+                   limits=ImageLimits.from_config(config))
+
+
+def services() -> Services:
+    return current_app.extensions["swagdigits"]

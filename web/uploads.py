@@ -1,0 +1,37 @@
+"""Getting the image bytes out of a request: JSON ``{"image": ...}`` or a multipart ``file``."""
+from __future__ import annotations
+
+from flask import Request
+
+from shared.image_input import ImageLimits, ImageRejected, bytes_from_text, inspect
+from web.errors import ApiError
+
+
+def image_from_request(request: Request, limits: ImageLimits, field: str = "image") -> bytes:
+    """Return validated image bytes, or raise a 4xx saying what is wrong."""
+    data = _raw_image(request, limits, field)
+    inspect(data, limits)
+    return data
+
+
+def json_body(request: Request) -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError("body must be a JSON object", 400)
+    return body
+
+
+def _raw_image(request: Request, limits: ImageLimits, field: str) -> bytes:
+    if request.mimetype == "application/json":
+        body = json_body(request)
+        if field not in body:
+            raise ApiError(f"JSON body needs an '{field}' field (data URL or base64 PNG/JPEG)", 400)
+        return bytes_from_text(body[field], limits.max_bytes)
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is not None:
+            return upload.read(limits.max_bytes + 1)
+        if field in request.form:
+            return bytes_from_text(request.form[field], limits.max_bytes)
+        raise ApiError("multipart body needs a 'file' part holding a PNG or JPEG", 400)
+    raise ApiError("send JSON {\"image\": ...} or multipart/form-data with a 'file' part", 415)

@@ -1,0 +1,1 @@
+"""Long-lived worker processes: they hold models, the web tier never does."""

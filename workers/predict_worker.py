@@ -1,0 +1,211 @@
+"""Predict worker: holds the production model and answers drawings from the queue.
+
+One process, no fork per job: it claims everything waiting (up to
+``max_batch``), predicts it with one ``predict_proba`` call, stores and pushes
+the answers in one round trip, then pushes each to its browser over Socket.IO.
+A background thread listens for model promotions and swaps the new model in
+between batches.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+
+import redis
+
+from shared import heartbeat
+from shared import protocol as p
+from shared.config import Config
+from shared.image_input import ImageLimits, ImageRejected
+from shared.inference import predict_images
+from shared.job_queue import Job, PredictQueue
+from shared.model_store import ModelRegistry, ModelStoreError, NoProductionModel
+from shared.publishing import train_initial
+from shared.push import Pusher
+from shared.redis_conn import connect
+from workers.model_holder import ModelHolder
+
+log = logging.getLogger("swagdigits.predict_worker")
+
+BLOCK_MS = 1000             # longest a claim blocks, so shutdown is noticed within a second
+BOOTSTRAP_WAIT_S = 300      # how long a worker waits for another one's bootstrap training
+RECLAIM_EVERY_S = 5.0       # how often a worker looks for jobs a dead worker left behind
+MAX_DELIVERIES = 2          # a job is tried at most this often before it is reported failed
+
+
+class PredictWorker:
+    def __init__(self, config: Config, conn: redis.Redis, registry: ModelRegistry,
+                 pusher: Pusher | None = None, name: str | None = None):
+        self.config = config
+        self.conn = conn
+        self.registry = registry
+        self.pusher = pusher
+        self.name = name or f"predict-{socket.gethostname()}-{os.getpid()}"
+        self.queue = PredictQueue(conn, result_ttl=config.result_ttl)
+        self.limits = ImageLimits.from_config(config)
+        self.holder = ModelHolder()
+        self.stopping = threading.Event()
+        self._next_beat = 0.0
+        self._next_reclaim = 0.0
+        # A job stuck longer than the web tier waits is abandoned: retry it.
+        self._stale_ms = int(config.predict_timeout * 1000)
+
+    # -- start-up ----------------------------------------------------------
+    def load_model(self) -> None:
+        """Load the production model, training and publishing one if the store is empty."""
+        deadline = time.monotonic() + BOOTSTRAP_WAIT_S
+        while True:
+            try:
+                model = self.registry.load_production()
+                break
+            except NoProductionModel:
+                if self.conn.set(p.BOOTSTRAP_LOCK, self.name, nx=True, ex=BOOTSTRAP_WAIT_S):
+                    log.warning("no production model in %s: training one from the shipped digits",
+                                self.registry.root)
+                    try:
+                        train_initial(self.registry, source=f"bootstrap by {self.name}")
+                    finally:
+                        self.conn.delete(p.BOOTSTRAP_LOCK)
+                    continue
+                if time.monotonic() > deadline:
+                    raise
+                log.info("another worker is training the first model; waiting for it")
+                time.sleep(0.5)
+        self.holder.swap(model)
+        log.info("serving model %s", model.version)
+
+    # -- main loop ---------------------------------------------------------
+    def run(self) -> None:
+        self.queue.ensure_group()
+        self._beat()
+        log.info("worker %s ready, reading %s", self.name, self.queue.stream)
+        while not self.stopping.is_set():
+            try:
+                self.run_once(BLOCK_MS)
+            except redis.ConnectionError as exc:
+                log.warning("Redis unavailable (%s); retrying in 1s", exc)
+                self.stopping.wait(1.0)
+        try:
+            heartbeat.leave(self.conn, self.name)
+        except redis.RedisError:
+            pass  # Redis is gone too; the beat expires by itself
+        log.info("worker %s stopped", self.name)
+
+    def run_once(self, block_ms: int) -> int:
+        """Claim, predict and answer one group of drawings; return how many."""
+        now = time.time()
+        if now >= self._next_beat:
+            self._beat()
+        jobs = []
+        if now >= self._next_reclaim:
+            self._next_reclaim = now + RECLAIM_EVERY_S
+            jobs = self.queue.reclaim_stale(self.name, self._stale_ms, count=self.config.max_batch)
+        if not jobs:
+            jobs = self.queue.claim(self.name, self.config.max_batch, block_ms)
+        if jobs:
+            self.process(jobs)
+        return len(jobs)
+
+    def process(self, jobs: list[Job]) -> None:
+        claimed_at = time.time()
+        retry_jobs = [j for j in jobs if j.deliveries <= MAX_DELIVERIES]
+        given_up = [j for j in jobs if j.deliveries > MAX_DELIVERIES]
+        model = self.holder.current
+        outcomes, timings = predict_images(model, [j.image for j in retry_jobs], self.limits)
+        done = []
+        for job, outcome in zip(retry_jobs, outcomes):
+            if isinstance(outcome, ImageRejected):
+                done.append((job, p.PredictionError(job.job_id, outcome.message, outcome.status)))
+                continue
+            done.append((job, p.PredictionResult(
+                job_id=job.job_id, digit=outcome.digit, probabilities=outcome.probabilities,
+                model_version=model.version,
+                timings={"queue_wait_ms": round((claimed_at - job.enqueued_at) * 1000, 3),
+                         **timings, "batch_size": len(retry_jobs)})))
+        for job in given_up:
+            log.error("job %s failed %d times; giving up", job.job_id, job.deliveries - 1)
+            done.append((job, p.PredictionError(job.job_id, "the worker handling this drawing died", 500)))
+        self.queue.complete(done)
+        self._push(done)
+
+    def _push(self, done) -> None:
+        if self.pusher is None:
+            return
+        for job, outcome in done:
+            if job.room:
+                event = p.EVENT_PREDICTION_ERROR if isinstance(outcome, p.PredictionError) else p.EVENT_PREDICTION
+                self.pusher.emit(event, json.loads(outcome.to_json()), room=job.room)
+
+    def _beat(self) -> None:
+        self._next_beat = time.time() + self.config.worker_heartbeat
+        heartbeat.beat(self.conn, self.name, {"role": "predict", "pid": os.getpid(),
+                                              "model_version": self.holder.version or ""},
+                       self.config.worker_heartbeat)
+
+    # -- live model swap ---------------------------------------------------
+    def follow_promotions(self) -> threading.Thread:
+        """Listen for promotions in the background and swap the new model in."""
+        thread = threading.Thread(target=self._listen_for_models, name="model-events", daemon=True)
+        thread.start()
+        return thread
+
+    def _listen_for_models(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                pubsub = self.conn.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(p.MODEL_EVENTS_CHANNEL)
+                # A promotion may have happened while we were not subscribed.
+                self.refresh_model()
+                while not self.stopping.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message:
+                        self.refresh_model()
+            except redis.ConnectionError:
+                self.stopping.wait(1.0)
+
+    def refresh_model(self) -> bool:
+        """Load the store's production model if it is not the one serving; True if swapped."""
+        try:
+            wanted = self.registry.production_id()
+            if wanted == self.holder.version:
+                return False
+            model = self.registry.load(wanted)
+            smoke_test(model)
+        except ModelStoreError as exc:
+            log.error("refused to swap model: %s; %s keeps serving", exc, self.holder.version)
+            return False
+        previous = self.holder.swap(model)
+        log.info("swapped model %s -> %s", previous.version if previous else None, model.version)
+        self._beat()
+        return True
+
+
+def smoke_test(model) -> None:
+    """A model that cannot answer a blank drawing must not go live."""
+    import numpy as np
+
+    from shared.preprocess import FEATURE_SIZE
+
+    try:
+        probs = model.estimator.predict_proba(np.zeros((1, FEATURE_SIZE), dtype=np.float32))
+    except Exception as exc:
+        raise ModelStoreError(f"model {model.version} failed its smoke prediction: {exc}") from exc
+    if probs.shape != (1, 10):
+        raise ModelStoreError(f"model {model.version} answers {probs.shape}, not 10 classes")
+
+
+def main(config: Config | None = None) -> int:
+    config = config or Config.from_env()
+    conn = connect(config.redis_url)
+    worker = PredictWorker(config, conn, ModelRegistry(config.model_dir), Pusher(config.redis_url))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stopping.set())
+    worker.load_model()
+    worker.follow_promotions()
+    worker.run()
+    return 0
