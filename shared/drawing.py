@@ -94,3 +94,43 @@ def render_mnist(image28: np.ndarray, size: int = CANVAS_SIZE) -> bytes:
     img = Image.fromarray(np.asarray(image28, dtype=np.uint8), "L")
     alpha = img.resize((size, size), Image.BICUBIC)
     return _png_from_alpha(alpha)
+
+
+def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 24,
+             start: float = 0.0, end: float = 2 * np.pi) -> list[tuple[float, float]]:
+    t = np.linspace(start, end, n)
+    return list(zip((cx + rx * np.sin(t)).tolist(), (cy - ry * np.cos(t)).tolist()))
+
+
+# Plain hand-drawn-style digits in a unit box (x right, y down, height 1),
+# for tests and benchmarks: ``sample_strokes`` places them on a canvas.
+SAMPLE_DIGITS: dict[int, list[list[tuple[float, float]]]] = {
+    0: [_ellipse(0.5, 0.5, 0.3, 0.46, 28)],
+    1: [[(0.36, 0.2), (0.55, 0.03), (0.55, 0.97)]],
+    2: [_ellipse(0.5, 0.3, 0.28, 0.26, 10, -1.3, 1.9) + [(0.2, 0.95), (0.82, 0.95)]],
+    3: [_ellipse(0.48, 0.26, 0.26, 0.23, 12, -1.6, 3.0)
+        + _ellipse(0.48, 0.72, 0.3, 0.25, 12, 0.0, 4.4)],
+    4: [[(0.58, 0.03), (0.16, 0.66), (0.86, 0.66)], [(0.64, 0.32), (0.64, 0.97)]],
+    5: [[(0.8, 0.05), (0.3, 0.05), (0.25, 0.45)]
+        + _ellipse(0.5, 0.68, 0.3, 0.28, 12, -0.9, 4.1)],
+    6: [[(0.72, 0.04), (0.45, 0.25), (0.28, 0.5)]
+        + _ellipse(0.5, 0.72, 0.24, 0.25, 18, 4.4, 4.4 + 2 * np.pi)],
+    7: [[(0.18, 0.05), (0.82, 0.05), (0.42, 0.97)]],
+    8: [_ellipse(0.5, 0.26, 0.21, 0.23, 20), _ellipse(0.5, 0.73, 0.27, 0.25, 20)],
+    9: [_ellipse(0.5, 0.3, 0.25, 0.26, 20, 1.57, 1.57 + 2 * np.pi) + [(0.74, 0.97)]],
+}
+
+
+def sample_strokes(digit: int, centre: tuple[float, float] = (CANVAS_SIZE / 2, CANVAS_SIZE / 2),
+                   height: float = CANVAS_SIZE * 0.6, width_scale: float = 1.0,
+                   slant: float = 0.0) -> list[list[tuple[float, float]]]:
+    """``SAMPLE_DIGITS[digit]`` placed on a canvas: ``slant`` > 0 leans it right."""
+    cx, cy = centre
+    out = []
+    for stroke in SAMPLE_DIGITS[digit]:
+        pts = []
+        for u, v in stroke:
+            x = cx + (u - 0.5) * height * width_scale + slant * (0.5 - v) * height
+            pts.append((x, cy + (v - 0.5) * height))
+        out.append(pts)
+    return out
