@@ -25,7 +25,6 @@ from shared.image_input import ImageLimits, ImageRejected
 from shared.inference import predict_images
 from shared.job_queue import Job, PredictQueue
 from shared.model_store import ModelRegistry, ModelStoreError, NoProductionModel
-from shared.publishing import train_initial
 from shared.push import Pusher
 from shared.redis_conn import connect
 from workers.model_holder import ModelHolder
@@ -67,6 +66,8 @@ class PredictWorker:
                 if self.conn.set(p.BOOTSTRAP_LOCK, self.name, nx=True, ex=BOOTSTRAP_WAIT_S):
                     log.warning("no production model in %s: training one from the shipped digits",
                                 self.registry.root)
+                    from shared.publishing import train_initial  # needs all of scikit-learn: only here
+
                     try:
                         train_initial(self.registry, source=f"bootstrap by {self.name}")
                     finally:
