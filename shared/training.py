@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,6 +104,13 @@ def augmented(raw_images8: np.ndarray, y: np.ndarray, copies: int | None = None,
 
 
 def build_estimator():
+    """RBF SVM with Platt-scaled probabilities.
+
+    scikit-learn 1.9 deprecates ``probability=True`` in favour of
+    ``CalibratedClassifierCV(SVC(), ensemble=False)``, but that wrapper costs
+    ~1.2 ms per single-drawing ``predict_proba`` against ~0.15 ms here, which
+    breaks the 2 ms budget; revisit before scikit-learn 1.11 removes it.
+    """
     return SVC(kernel="rbf", C=10.0, gamma="scale", probability=True, random_state=0)
 
 
@@ -133,7 +141,10 @@ def fit(train: Dataset):
         X = np.concatenate([X, extra.X])
         y = np.concatenate([y, extra.y])
     estimator = build_estimator()
-    estimator.fit(X, y)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*probability.* parameter was deprecated",
+                                category=FutureWarning)
+        estimator.fit(X, y)
     log.info("trained %s on %d samples (%d augmented) in %.1fs", type(estimator).__name__,
              len(y), 0 if extra is None else len(extra.y), time.perf_counter() - started)
     return estimator

@@ -136,7 +136,11 @@ def production_estimator(config):
         from shared.model_store import ModelRegistry  # written by the model-store work
     except ImportError:
         ModelRegistry = None
-    if ModelRegistry is not None and model_dir is not None:
+    if ModelRegistry is None:
+        log.warning("shared.model_store.ModelRegistry is not available")
+    elif model_dir is None:
+        log.warning("no configuration given: not looking for a production model")
+    else:
         try:
             model = ModelRegistry(model_dir).load_production()
         except Exception as exc:  # no production model yet, unreadable store, ...
@@ -145,8 +149,6 @@ def production_estimator(config):
             if model is not None:
                 log.info("using production model %s from %s", model.version, model_dir)
                 return model.estimator, f"production model {model.version}"
-    else:
-        log.warning("shared.model_store.ModelRegistry is not available")
     from shared import training
     log.warning("no production model: training one in-process from the shipped digits")
     started = time.perf_counter()
