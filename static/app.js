@@ -1,63 +1,169 @@
-"use strict";
-// Minimal drawing page: strokes on a transparent canvas, sent to POST /api/predict.
-(function () {
-  const canvas = document.getElementById("canvas");
-  const out = document.getElementById("prediction");
-  const ctx = canvas.getContext("2d");
-  ctx.lineWidth = Number(canvas.dataset.brush);
-  ctx.lineCap = "round";
-  ctx.lineJoin = "round";
-  ctx.strokeStyle = "#111";
-  let drawing = false;
-  let timer = null;
+// The drawing page: draw, and the answer is pushed back over Socket.IO.
+//
+// Flow: a short moment after the pen lifts, the drawing goes out as a
+// "predict" event tagged with a sequence number; the ack names its job id;
+// the predict worker pushes "prediction" (or "prediction_error") to this
+// browser's room. Only the answer for the latest drawing is shown: anything
+// for an older job id or sequence number is dropped.
+import { DrawingPad } from "./pad.js";
+import { AnswerView, Connection } from "./view.js";
 
-  function pos(e) {
-    const r = canvas.getBoundingClientRect();
-    return [(e.clientX - r.left) * canvas.width / r.width, (e.clientY - r.top) * canvas.height / r.height];
+const canvas = document.getElementById("canvas");
+const placeholder = document.getElementById("placeholder");
+const feedback = document.getElementById("feedback-status");
+const correctButtons = Array.from(document.querySelectorAll("[data-correct]"));
+const PREDICT_DELAY_MS = Number(canvas.dataset.predictDelayMs);
+// The server reports a timeout itself; this only covers a lost connection.
+const GIVE_UP_MS = Number(canvas.dataset.answerTimeoutMs) + 3000;
+
+const view = new AnswerView();
+const connection = new Connection();
+let seq = 0;
+let latest = { seq: 0, jobId: null, sentAt: null, image: null, answered: true };
+let debounce = 0;
+let giveUp = 0;
+const early = new Map();   // answers that overtook their own ack, by job id
+
+const pad = new DrawingPad(canvas, {
+  brush: Number(canvas.dataset.brush),
+  onStrokeStart() {
+    clearTimeout(debounce);
+    feedback.textContent = "";
+    feedback.dataset.state = "";
+  },
+  onStrokeEnd() {
+    clearTimeout(debounce);
+    debounce = setTimeout(send, PREDICT_DELAY_MS);
+  },
+  onChange() {
+    placeholder.hidden = !pad.isEmpty();
+    for (const b of correctButtons) b.disabled = pad.isEmpty();
+  },
+});
+
+const socket = window.io ? window.io({ transports: ["websocket", "polling"], tryAllTransports: true }) : null;
+
+function send() {
+  if (pad.isEmpty()) return;
+  seq += 1;
+  latest = { seq, jobId: null, sentAt: null, image: pad.toDataURL(), answered: false };
+  early.clear();
+  if (!socket || !socket.connected) {
+    view.pending(true);
+    return;   // sent by the "connect" handler
   }
-  canvas.addEventListener("pointerdown", (e) => {
-    drawing = true;
-    canvas.setPointerCapture(e.pointerId);
-    const [x, y] = pos(e);
-    ctx.beginPath();
-    ctx.moveTo(x, y);
-    ctx.lineTo(x, y);
-    ctx.stroke();
-    clearTimeout(timer);
-  });
-  canvas.addEventListener("pointermove", (e) => {
-    if (!drawing) return;
-    const [x, y] = pos(e);
-    ctx.lineTo(x, y);
-    ctx.stroke();
-  });
-  canvas.addEventListener("pointerup", () => {
-    drawing = false;
-    timer = setTimeout(send, 300);
-  });
-  document.getElementById("clear").addEventListener("click", () => {
-    ctx.clearRect(0, 0, canvas.width, canvas.height);
-    out.dataset.state = "idle";
-    out.textContent = "Draw a digit above.";
-  });
+  view.pending(false);
+  emitLatest();
+}
 
-  async function send() {
-    out.dataset.state = "pending";
-    const res = await fetch("/api/predict", {
-      method: "POST",
-      headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({image: canvas.toDataURL("image/png")}),
-    });
-    const body = await res.json();
-    if (!res.ok) {
-      out.dataset.state = "error";
-      out.textContent = body.error;
-      return;
+function emitLatest() {
+  const mine = latest;
+  mine.sentAt = performance.now();
+  view.box.dataset.sentAt = mine.sentAt.toFixed(3);
+  socket.emit("predict", { image: mine.image, seq: mine.seq }, (ack) => {
+    if (mine !== latest || !ack || !ack.job_id) return;
+    mine.jobId = ack.job_id;
+    const overtaken = early.get(ack.job_id);
+    early.clear();
+    if (overtaken) overtaken();
+  });
+  clearTimeout(giveUp);
+  giveUp = setTimeout(() => {
+    if (mine === latest && !mine.answered) answer(() => view.error("No answer arrived. Check your connection and draw again."));
+  }, GIVE_UP_MS);
+}
+
+function answer(render) {
+  latest.answered = true;
+  clearTimeout(giveUp);
+  render();
+}
+
+// Route a pushed message to the latest drawing, hold it until the ack if it
+// came first, or drop it when it belongs to an older drawing.
+function route(msg, render) {
+  if (latest.answered || latest.sentAt === null) return;
+  if (msg.job_id && msg.job_id === latest.jobId) return answer(render);
+  if (!msg.job_id && msg.seq === latest.seq) return answer(render);
+  if (msg.job_id && latest.jobId === null && early.size < 32) early.set(msg.job_id, () => answer(render));
+}
+
+if (socket) {
+  socket.on("prediction", (result) => route(result, () => {
+    const rtt = performance.now() - latest.sentAt;
+    view.done(result, rtt);
+    view.box.dataset.renderedAt = performance.now().toFixed(3);
+  }));
+  socket.on("prediction_error", (err) => route(err, () => view.error(err.error || "The drawing could not be read.")));
+  socket.on("model_changed", (info) => {
+    if (info && info.model_version) view.model.textContent = `${info.model_version} (new)`;
+  });
+  socket.on("connect", () => {
+    connection.show("connected", socket.io.engine.transport.name);
+    socket.io.engine.once("upgrade", (t) => connection.show("connected", t.name));
+    // A drawing made offline, or one whose answer went to the old connection.
+    if (!latest.answered && latest.image) {
+      view.pending(false);
+      emitLatest();
     }
-    out.dataset.state = "done";
-    out.dataset.digit = body.digit;
-    out.dataset.jobId = body.job_id;
-    out.dataset.modelVersion = body.model_version;
-    out.textContent = "It's a " + body.digit;
+  });
+  socket.on("disconnect", (reason) => {
+    connection.show("reconnecting");
+    if (reason === "io server disconnect") socket.connect();
+  });
+  socket.on("connect_error", () => connection.show("reconnecting"));
+} else {
+  connection.show("reconnecting");
+  view.error("The live connection library did not load. Reload the page.");
+}
+
+function clearAll() {
+  clearTimeout(debounce);
+  clearTimeout(giveUp);
+  pad.clear();
+  seq += 1;
+  latest = { seq, jobId: null, sentAt: null, image: null, answered: true };
+  early.clear();
+  view.idle();
+  feedback.textContent = "";
+  feedback.dataset.state = "";
+}
+
+document.getElementById("clear").addEventListener("click", clearAll);
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && !e.defaultPrevented) clearAll();
+});
+
+async function sendCorrection(label, button) {
+  if (pad.isEmpty()) return;
+  const body = { image: pad.toDataURL(), label };
+  const d = view.box.dataset;
+  if (d.state === "done") {
+    body.predicted = Number(d.digit);
+    body.job_id = d.jobId;
   }
-})();
+  for (const b of correctButtons) b.setAttribute("aria-pressed", String(b === button));
+  feedback.dataset.state = "sending";
+  feedback.textContent = `Sending your ${label}…`;
+  try {
+    const res = await fetch("/helpdata", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const reply = await res.json().catch(() => ({}));
+    if (!res.ok) throw new Error(reply.error || `the server answered ${res.status}`);
+    feedback.dataset.state = "received";
+    feedback.dataset.id = reply.id || "";
+    feedback.textContent = `Thanks! Received as a ${label} — it will help train the next model.`;
+  } catch (err) {
+    feedback.dataset.state = "error";
+    feedback.textContent = `Could not send it: ${err.message}`;
+  }
+}
+
+for (const button of correctButtons) {
+  button.addEventListener("click", () => sendCorrection(Number(button.dataset.correct), button));
+}
+
+view.idle();

@@ -1,0 +1,87 @@
+// Everything the page shows about the answer lives here, including the stable
+// hooks automated tests read: #prediction[data-state|data-digit|data-job-id|
+// data-model-version|data-rtt-ms].
+const $ = (id) => document.getElementById(id);
+
+export class AnswerView {
+  constructor() {
+    this.box = $("prediction");
+    this.digit = $("answer-digit");
+    this.message = $("answer-message");
+    this.detail = $("answer-detail");
+    this.model = $("model-version");
+    this.rtt = $("rtt");
+    this.bars = Array.from(document.querySelectorAll("#bars .bar"));
+  }
+
+  setState(state) {
+    this.box.dataset.state = state;
+    for (const key of ["digit", "jobId", "modelVersion", "rttMs"]) {
+      if (state !== "done") delete this.box.dataset[key];
+    }
+  }
+
+  idle() {
+    this.setState("idle");
+    this.digit.textContent = "?";
+    this.message.textContent = "Draw a digit to start.";
+    this.detail.textContent = "I'll tell you what I see.";
+    this.showBars(null);
+  }
+
+  pending(waitingForConnection) {
+    this.setState("pending");
+    this.digit.textContent = "…";
+    this.message.textContent = waitingForConnection ? "Waiting for the connection…" : "Looking…";
+    this.detail.textContent = waitingForConnection ? "Your drawing is sent when it is back." : "";
+  }
+
+  error(message) {
+    this.setState("error");
+    this.digit.textContent = "!";
+    this.message.textContent = "Something went wrong";
+    this.detail.textContent = message;
+    this.showBars(null);
+  }
+
+  done(result, rttMs) {
+    const sure = Math.round((result.probabilities[result.digit] || 0) * 100);
+    this.digit.textContent = String(result.digit);
+    this.message.textContent = `It's a ${result.digit}`;
+    this.detail.textContent = sure >= 80 ? `${sure}% sure` : `${sure}% sure — not very confident`;
+    this.showBars(result.probabilities, result.digit);
+    this.model.textContent = result.model_version;
+    this.model.title = result.model_version;
+    this.rtt.textContent = `${rttMs.toFixed(rttMs < 10 ? 1 : 0)} ms`;
+    const d = this.box.dataset;
+    d.state = "done";
+    d.digit = String(result.digit);
+    d.jobId = result.job_id;
+    d.modelVersion = result.model_version;
+    d.rttMs = rttMs.toFixed(3);
+  }
+
+  showBars(probabilities, best) {
+    this.bars.forEach((bar, i) => {
+      const p = probabilities ? probabilities[i] || 0 : 0;
+      bar.style.setProperty("--p", String(p));
+      bar.classList.toggle("best", probabilities !== null && i === best);
+      bar.querySelector(".bar-value").textContent = `${Math.round(p * 100)}%`;
+    });
+  }
+}
+
+export class Connection {
+  constructor() {
+    this.pill = $("connection");
+    this.text = $("connection-text");
+    this.transport = $("transport");
+  }
+
+  show(state, transportName) {
+    const words = { connecting: "Connecting…", connected: "Connected", reconnecting: "Reconnecting…" };
+    this.pill.dataset.state = state;
+    this.text.textContent = words[state] || state;
+    this.transport.textContent = state === "connected" && transportName ? `· live over ${transportName}` : "";
+  }
+}
