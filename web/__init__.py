@@ -11,8 +11,14 @@ from web.services import Services
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
 
-def create_app(config: Config | None = None, services: Services | None = None) -> Flask:
-    """Build the Flask app from ``config``; tests pass ``services`` to use fakeredis."""
+def create_app(config: Config | None = None, services: Services | None = None,
+               socket_manager=None) -> Flask:
+    """Build the Flask app from ``config``; tests pass ``services`` to use fakeredis.
+
+    ``socket_manager`` replaces the Redis message queue of Socket.IO with another
+    python-socketio client manager (Flask-SocketIO's test client needs an
+    in-process one).
+    """
     config = config or Config.from_env()
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes
@@ -25,6 +31,6 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
-    sockets.init_app(app)
+    sockets.init_app(app, socket_manager)
     logging.getLogger(__name__).debug("app created for %s", config.redis_url)
     return app

@@ -1,0 +1,95 @@
+"""The drawing page: its stable test hooks, its Content-Security-Policy, its assets."""
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from shared.drawing import BRUSH_WIDTH, CANVAS_SIZE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Page(HTMLParser):
+    """Every element's attributes, and the text of every inline script or style."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.elements: list[tuple[str, dict]] = []
+        self.inline_code: list[str] = []
+        self._in_code = False
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.elements.append((tag, attrs))
+        self._in_code = tag == "style" or (tag == "script" and "src" not in attrs)
+
+    def handle_endtag(self, tag):
+        self._in_code = False
+
+    def handle_data(self, data):
+        if self._in_code and data.strip():
+            self.inline_code.append(data)
+
+    def by_id(self, element_id: str) -> tuple[str, dict]:
+        [found] = [(t, a) for t, a in self.elements if a.get("id") == element_id]
+        return found
+
+
+@pytest.fixture
+def page(client):
+    res = client.get("/")
+    assert res.status_code == 200
+    return res, Page(res.get_data(as_text=True))
+
+
+def test_the_page_has_the_hooks_browser_tests_rely_on(page):
+    _, html = page
+    tag, canvas = html.by_id("canvas")
+    assert (tag, canvas["width"], canvas["height"]) == ("canvas", str(CANVAS_SIZE), str(CANVAS_SIZE))
+    assert canvas["data-brush"] == str(BRUSH_WIDTH)
+    assert html.by_id("prediction")[1]["data-state"] == "idle"
+    assert html.by_id("clear")[0] == "button"
+    html.by_id("feedback-status")
+    corrections = sorted(int(a["data-correct"]) for t, a in html.elements if t == "button" and "data-correct" in a)
+    assert corrections == list(range(10))
+
+
+def test_no_inline_script_or_style_and_a_csp_that_forbids_them(page):
+    res, html = page
+    csp = dict(part.strip().split(" ", 1) for part in res.headers["Content-Security-Policy"].split(";"))
+    assert csp["script-src"] == "'self'" and csp["style-src"] == "'self'"
+    assert "unsafe-inline" not in res.headers["Content-Security-Policy"]
+    assert html.inline_code == []
+    handlers = [(t, k) for t, a in html.elements for k in a if k.startswith("on") or k == "style"]
+    assert handlers == []
+    scripts = [a["src"] for t, a in html.elements if t == "script"]
+    assert scripts and all(src.startswith("/") for src in scripts), "every script from this origin"
+
+
+def test_the_pages_scripts_and_styles_are_served(client, page):
+    _, html = page
+    urls = [a["src"] for t, a in html.elements if t == "script"]
+    urls += [a["href"] for t, a in html.elements if t == "link"]
+    for url in urls:
+        res = client.get(url)
+        assert res.status_code == 200, url
+        assert res.data
+
+
+def test_the_socketio_client_comes_from_the_lockfile_install(client):
+    lock = json.loads((ROOT / "package-lock.json").read_text())
+    version = lock["packages"]["node_modules/socket.io-client"]["version"]
+    assert version.startswith("4."), "Socket.IO protocol v5 needs socket.io-client 4.x"
+    res = client.get("/vendor/socket.io.min.js")
+    assert res.status_code == 200 and "javascript" in res.mimetype
+    assert f"Socket.IO v{version}" in res.get_data(as_text=True)[:300]
+
+
+@pytest.mark.parametrize("name", ["package.json", "..%2Fpackage.json", "socket.io.js"])
+def test_only_the_client_bundle_is_served_from_node_modules(client, name):
+    res = client.get(f"/vendor/{name}")
+    assert res.status_code == 404 and res.is_json

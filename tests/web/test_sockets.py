@@ -1,0 +1,191 @@
+"""Socket.IO event handlers through Flask-SocketIO's test client.
+
+The queue is our own test redis-server and the worker is a real
+PredictWorker with a real model; only Socket.IO's Redis message queue is
+replaced by an in-process manager, because the test client refuses message
+queues. The Redis path (worker -> channel -> whichever web process holds the
+browser) is covered by tests/integration/test_sockets.py.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import time
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+import socketio as python_socketio
+from PIL import Image
+
+from shared import protocol as p
+from shared.job_queue import PredictQueue
+from shared.model_store import ModelRegistry
+from swagdigits.embedded_redis import free_port
+from tests.drawings import digit_png
+from web import create_app
+from web.deadlines import ReplyDeadlines
+from web.services import Services
+from web.sockets import socketio
+from workers.predict_worker import PredictWorker
+
+DELIVERY_WAIT_S = 5.0
+
+
+def data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+@pytest.fixture
+def sock_config(config):
+    return dataclasses.replace(config, predict_timeout=0.4, queue_limit=3, max_upload_bytes=100_000)
+
+
+def make_app(cfg, conn):
+    app = create_app(cfg, services=Services.connect(cfg, conn=conn), socket_manager=python_socketio.Manager())
+    app.testing = True
+    return app
+
+
+@pytest.fixture
+def app(sock_config, redis_conn):
+    return make_app(sock_config, redis_conn)
+
+
+class Browser:
+    """A test client that collects what it is sent, so a test can wait for one event."""
+
+    def __init__(self, app):
+        self.client = socketio.test_client(app)
+        assert self.client.is_connected()
+        self.seen: list[dict] = []
+
+    @property
+    def sid(self) -> str:
+        return socketio.server.manager.sid_from_eio_sid(self.client.eio_sid, "/")
+
+    def poll(self) -> list[dict]:
+        self.seen += self.client.get_received()
+        return self.seen
+
+    def events(self, name: str) -> list:
+        return [m["args"][0] for m in self.poll() if m["name"] == name]
+
+    def wait(self, name: str, timeout: float = DELIVERY_WAIT_S) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.events(name)
+            if got:
+                return got[0]
+            time.sleep(0.01)
+        raise AssertionError(f"no {name!r} event within {timeout}s; got {self.seen}")
+
+    def predict(self, payload) -> dict:
+        return self.client.emit(p.EVENT_PREDICT, payload, callback=True)
+
+
+@pytest.fixture
+def browser(app):
+    b = Browser(app)
+    yield b
+    b.client.disconnect()
+
+
+class ServerPusher:
+    """shared.push.Pusher's interface, emitting through this process's Socket.IO server."""
+
+    def emit(self, event, data, room=None):
+        socketio.server.emit(event, data, to=room, namespace="/")
+
+
+@pytest.fixture
+def worker(sock_config, redis_conn):
+    w = PredictWorker(sock_config, redis_conn, ModelRegistry(sock_config.model_dir),
+                      ServerPusher(), name="w-sockets")
+    w.load_model()
+    return w
+
+
+def test_a_drawing_is_queued_tagged_with_the_senders_room(browser, redis_conn):
+    ack = browser.predict({"image": data_url(digit_png(3)), "seq": 7})
+    assert ack["seq"] == 7 and len(ack["job_id"]) == 32
+    [job] = PredictQueue(redis_conn).claim("test", 10, block_ms=10)
+    assert (job.job_id, job.room, job.wants_reply) == (ack["job_id"], browser.sid, False)
+
+
+def test_the_workers_answer_reaches_the_sender_and_no_one_else(app, browser, worker):
+    other = Browser(app)
+    ack = browser.predict({"image": data_url(digit_png(3)), "seq": 1})
+    assert worker.run_once(block_ms=100) == 1
+    result = browser.wait(p.EVENT_PREDICTION)
+    assert result["job_id"] == ack["job_id"] and result["digit"] == 3
+    assert result["model_version"] == worker.holder.version
+    assert len(result["probabilities"]) == 10 and "predict_ms" in result["timings"]
+    # Delivery is synchronous in-process: had the other one been sent anything, it would be there.
+    assert other.poll() == []
+    other.client.disconnect()
+
+
+def gif() -> bytes:
+    out = io.BytesIO()
+    Image.new("L", (8, 8)).save(out, format="GIF")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("payload, status", [
+    ("just a string", 400),
+    ({"seq": 3}, 400),
+    ({"image": 42, "seq": 3}, 400),
+    ({"image": "data:image/png;base64,@@@@", "seq": 3}, 400),
+    ({"image": data_url(gif()), "seq": 3}, 415),
+    ({"image": data_url(b"\x89PNG" + b"\0" * 200_000), "seq": 3}, 413),
+])
+def test_bad_drawings_come_back_as_an_error_event_and_nothing_is_queued(browser, redis_conn, payload, status):
+    ack = browser.predict(payload)
+    assert ack["status"] == status and "job_id" not in ack
+    error = browser.wait(p.EVENT_PREDICTION_ERROR)
+    assert error["status"] == status and error["error"]
+    assert error["seq"] == (3 if isinstance(payload, dict) else None)
+    assert PredictQueue(redis_conn).depth() == 0
+
+
+def test_a_full_queue_is_an_error_event_not_a_silent_drop(browser, redis_conn, sock_config):
+    queue = PredictQueue(redis_conn)
+    for _ in range(sock_config.queue_limit):
+        queue.submit(digit_png(1), sock_config.queue_limit)
+    browser.predict({"image": data_url(digit_png(2)), "seq": 9})
+    error = browser.wait(p.EVENT_PREDICTION_ERROR)
+    assert (error["status"], error["seq"]) == (503, 9)
+
+
+def test_no_worker_answering_in_time_is_reported_as_a_timeout(browser):
+    ack = browser.predict({"image": data_url(digit_png(2)), "seq": 4})
+    error = browser.wait(p.EVENT_PREDICTION_ERROR, timeout=DELIVERY_WAIT_S)
+    assert (error["status"], error["job_id"], error["seq"]) == (504, ack["job_id"], 4)
+    assert "no worker answered" in error["error"]
+
+
+def test_a_redis_outage_is_an_error_event(sock_config, redis_conn):
+    dead = redis.Redis(port=free_port(), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
+    b = Browser(make_app(sock_config, dead))
+    ack = b.predict({"image": data_url(digit_png(2)), "seq": 1})
+    assert ack["status"] == 503
+    assert b.wait(p.EVENT_PREDICTION_ERROR)["status"] == 503
+
+
+def test_message_size_limit_follows_the_upload_limit(app, sock_config):
+    limit = socketio.server.eio.max_http_buffer_size
+    assert sock_config.max_upload_bytes * 4 / 3 < limit < sock_config.max_upload_bytes * 1.5
+
+
+def test_deadlines_report_only_jobs_without_a_result(redis_conn):
+    sent = []
+    deadlines = ReplyDeadlines(redis_conn, lambda e, d, r: sent.append((e, d, r)), timeout_s=1)
+    queue = PredictQueue(redis_conn)
+    done, waiting = queue.submit(digit_png(1), 10), queue.submit(digit_png(2), 10)
+    redis_conn.hset(p.JOB_KEY.format(done), "state", p.FINISHED)
+    assert deadlines.check([(0, done, "room-a", 1), (0, waiting, "room-b", 2)]) == 1
+    [(event, data, room)] = sent
+    assert (event, data["job_id"], data["seq"], room) == (p.EVENT_PREDICTION_ERROR, waiting, 2, "room-b")
