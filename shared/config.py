@@ -39,6 +39,10 @@ SETTINGS: dict[str, Setting] = {
                            "Threads of the web process (each waiting request or socket holds one)."),
     "metrics_port": Setting("SWAGDIGITS_METRICS_PORT", "0", int,
                             "Port a worker serves /metrics on (0: pick a free one)."),
+    "metrics_multiproc_dir": Setting("PROMETHEUS_MULTIPROC_DIR", "", str,
+                                     "Only when one web tier runs several processes: an empty folder "
+                                     "where prometheus_client keeps every process's metrics so "
+                                     "/metrics adds them up. Unset: per-process metrics."),
     "predict_timeout": Setting("SWAGDIGITS_PREDICT_TIMEOUT", "5.0", float,
                                "Seconds POST /api/predict waits for a worker before answering 504."),
     "result_ttl": Setting("SWAGDIGITS_RESULT_TTL", "300", int,
@@ -59,6 +63,26 @@ SETTINGS: dict[str, Setting] = {
     "admin_token": Setting("SWAGDIGITS_ADMIN_TOKEN", "", str,
                            "Bearer token for operator routes; empty turns them off."),
     "log_level": Setting("SWAGDIGITS_LOG_LEVEL", "INFO", str, "Python logging level."),
+    "retrain_threshold": Setting("SWAGDIGITS_RETRAIN_THRESHOLD", "100", int,
+                                 "New help images (not yet in a model) that trigger a retrain; "
+                                 "0 turns the automatic trigger off."),
+    "promotion_tolerance": Setting("SWAGDIGITS_PROMOTION_TOLERANCE", "0.005", float,
+                                   "How much lower a candidate's evaluation accuracy may be than "
+                                   "production's and still be promoted."),
+    "help_holdout_share": Setting("SWAGDIGITS_HELP_HOLDOUT_SHARE", "0.1", float,
+                                  "Share of help images (fixed by their SHA-256) never trained on, "
+                                  "kept to evaluate candidates."),
+    "retrain_nice": Setting("SWAGDIGITS_RETRAIN_NICE", "10", int,
+                            "Niceness the retrain worker adds to itself so training never starves "
+                            "prediction."),
+    "batch_max_images": Setting("SWAGDIGITS_BATCH_MAX_IMAGES", "10000", int,
+                                "Most images one POST /api/batches may hold (413 above)."),
+    "batch_max_bytes": Setting("SWAGDIGITS_BATCH_MAX_BYTES", str(256 * 1024 * 1024), int,
+                               "Largest batch request body, in bytes (413 above)."),
+    "batch_chunk_size": Setting("SWAGDIGITS_BATCH_CHUNK_SIZE", "32", int,
+                                "Images a worker predicts in one call when working through a batch."),
+    "batch_ttl": Setting("SWAGDIGITS_BATCH_TTL", "86400", int,
+                         "Seconds a batch's results stay readable after it was submitted."),
 }
 
 
@@ -72,6 +96,7 @@ class Config:
     port: int
     web_threads: int
     metrics_port: int
+    metrics_multiproc_dir: str
     predict_timeout: float
     result_ttl: int
     queue_limit: int
@@ -82,6 +107,14 @@ class Config:
     worker_heartbeat: int
     admin_token: str
     log_level: str
+    retrain_threshold: int
+    promotion_tolerance: float
+    help_holdout_share: float
+    retrain_nice: int
+    batch_max_images: int
+    batch_max_bytes: int
+    batch_chunk_size: int
+    batch_ttl: int
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Config":
@@ -106,12 +139,27 @@ class Config:
 
     def check(self) -> None:
         for name in ("port", "web_threads", "result_ttl", "queue_limit", "max_batch",
-                     "max_upload_bytes", "max_image_pixels", "max_image_side", "worker_heartbeat"):
+                     "max_upload_bytes", "max_image_pixels", "max_image_side", "worker_heartbeat",
+                     "batch_max_images", "batch_max_bytes", "batch_chunk_size", "batch_ttl"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{SETTINGS[name].env} must be positive")
         if self.predict_timeout <= 0:
             raise ConfigError(f"{SETTINGS['predict_timeout'].env} must be positive")
+        if self.retrain_threshold < 0:
+            raise ConfigError(f"{SETTINGS['retrain_threshold'].env} must be 0 or more")
+        if not 0.0 <= self.promotion_tolerance < 1.0:
+            raise ConfigError(f"{SETTINGS['promotion_tolerance'].env} must be in [0, 1)")
+        if not 0.0 <= self.help_holdout_share < 1.0:
+            raise ConfigError(f"{SETTINGS['help_holdout_share'].env} must be in [0, 1)")
+        if not 0 <= self.retrain_nice <= 19:
+            raise ConfigError(f"{SETTINGS['retrain_nice'].env} must be in 0..19")
 
     def as_env(self) -> dict[str, str]:
-        """The environment that makes a child process build this same Config."""
-        return {SETTINGS[f.name].env: str(getattr(self, f.name)) for f in fields(self)}
+        """The environment that makes a child process build this same Config.
+
+        Empty values whose default is empty are left out: a set-but-empty
+        PROMETHEUS_MULTIPROC_DIR would switch prometheus_client into
+        multiprocess mode with no folder.
+        """
+        return {SETTINGS[f.name].env: str(getattr(self, f.name)) for f in fields(self)
+                if not (getattr(self, f.name) == "" and SETTINGS[f.name].default == "")}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis
 
@@ -101,34 +101,30 @@ class PredictQueue:
 
     # -- worker side -------------------------------------------------------
     def ensure_group(self) -> None:
-        """Create the consumer group (from the stream's start, so nothing queued is skipped)."""
-        if self._group_ready:
-            return
-        try:
-            self.conn.xgroup_create(self.stream, p.PREDICT_GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        self._group_ready = True
+        if not self._group_ready:
+            ensure_group(self.conn, self.stream)
+            self._group_ready = True
 
-    def claim(self, consumer: str, count: int, block_ms: int) -> list[Job]:
-        """Take up to ``count`` waiting drawings, blocking up to ``block_ms`` for the first."""
+    def claim(self, consumer: str, count: int, block_ms: int | None) -> list[Job]:
+        """Take up to ``count`` waiting drawings; block up to ``block_ms`` (None: don't block)."""
         self.ensure_group()
-        try:
-            got = self.conn.xreadgroup(p.PREDICT_GROUP, consumer, {self.stream: ">"},
-                                       count=count, block=block_ms)
-        except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
+        entries = read_group(self.conn, consumer, [self.stream], count, block_ms)
+        if entries is None:
             self._group_ready = False  # Redis lost its data (restart): recreate next time
             return []
-        jobs = [_job_from_entry(entry_id, fields) for _, entries in (got or []) for entry_id, fields in entries]
+        jobs = self.parse(entries.get(self.stream, []))
+        self.mark_started(jobs)
+        return jobs
+
+    def parse(self, entries) -> list[Job]:
+        return [_job_from_entry(entry_id, fields) for entry_id, fields in entries]
+
+    def mark_started(self, jobs: list[Job]) -> None:
         if jobs:
             pipe = self.conn.pipeline(transaction=False)
             for job in jobs:
                 pipe.hset(p.JOB_KEY.format(job.job_id), "state", p.STARTED)
             pipe.execute()
-        return jobs
 
     def complete(self, done: list[tuple[Job, p.PredictionResult | p.PredictionError]]) -> None:
         """Store and push every job's reply in one round trip, then drop the entries."""
@@ -153,23 +149,48 @@ class PredictQueue:
     def reclaim_stale(self, consumer: str, min_idle_ms: int, count: int = 100) -> list[Job]:
         """Take over drawings a dead worker claimed but never finished."""
         self.ensure_group()
-        try:
-            _, claimed, _ = self.conn.xautoclaim(self.stream, p.PREDICT_GROUP, consumer,
-                                                min_idle_time=min_idle_ms, count=count)
-        except redis.ResponseError:
-            self._group_ready = False
-            return []
-        if not claimed:
-            return []
-        pending = self.conn.xpending_range(self.stream, p.PREDICT_GROUP, min="-", max="+",
-                                           count=len(claimed) + 100, consumername=consumer)
-        deliveries = {row["message_id"]: row["times_delivered"] for row in pending}
-        jobs = []
-        for entry_id, fields in claimed:
-            if fields:
-                job = _job_from_entry(entry_id, fields)
-                jobs.append(Job(**{**job.__dict__, "deliveries": deliveries.get(entry_id, 2)}))
-        return jobs
+        claimed = autoclaim(self.conn, self.stream, consumer, min_idle_ms, count)
+        return [replace(_job_from_entry(entry_id, fields), deliveries=deliveries)
+                for entry_id, fields, deliveries in claimed]
+
+
+# -- stream helpers shared with shared.batch_queue --------------------------
+def ensure_group(conn: redis.Redis, stream: str) -> None:
+    """Create the consumer group (from the stream's start, so nothing queued is skipped)."""
+    try:
+        conn.xgroup_create(stream, p.PREDICT_GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def read_group(conn: redis.Redis, consumer: str, streams: list[str], count: int,
+               block_ms: int | None) -> dict[str, list] | None:
+    """XREADGROUP up to ``count`` new entries from each stream; None if a group vanished."""
+    try:
+        got = conn.xreadgroup(p.PREDICT_GROUP, consumer, {s: ">" for s in streams},
+                              count=count, block=block_ms)
+    except redis.ResponseError as exc:
+        if "NOGROUP" not in str(exc):
+            raise
+        return None
+    return {(s.decode() if isinstance(s, bytes) else s): entries for s, entries in got or []}
+
+
+def autoclaim(conn: redis.Redis, stream: str, consumer: str, min_idle_ms: int, count: int):
+    """Entries idle longer than ``min_idle_ms`` as (id, fields, times delivered)."""
+    try:
+        _, claimed, _ = conn.xautoclaim(stream, p.PREDICT_GROUP, consumer,
+                                        min_idle_time=min_idle_ms, count=count)
+    except redis.ResponseError:
+        return []
+    claimed = [(entry_id, fields) for entry_id, fields in claimed if fields]
+    if not claimed:
+        return []
+    pending = conn.xpending_range(stream, p.PREDICT_GROUP, min="-", max="+",
+                                  count=len(claimed) + 100, consumername=consumer)
+    deliveries = {row["message_id"]: row["times_delivered"] for row in pending}
+    return [(entry_id, fields, deliveries.get(entry_id, 2)) for entry_id, fields in claimed]
 
 
 def _job_from_entry(entry_id, fields: dict) -> Job:

@@ -9,10 +9,15 @@ so a corrupted or swapped file is refused rather than served.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import json
 import logging
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -68,19 +73,37 @@ class ModelRegistry:
     def __init__(self, root: Path | str):
         self.root = Path(root)
         self._store = None
+        self._storage = None
 
     @property
     def store(self):
+        """The full ModelStore, needed only to upload and load artifacts: it imports scikit-learn."""
         if self._store is None:
             from modelstore import ModelStore  # imported late: it is slow to import
 
+            self._store = ModelStore(storage=self.storage)
+        return self._store
+
+    @property
+    def storage(self):
+        """ModelStore's file-system storage alone: states, listing and metadata.
+
+        It does not load the ML-library managers, so the web tier can list,
+        promote and roll back models without importing scikit-learn.
+        """
+        if self._storage is None:
+            from modelstore.storage.local import FileSystemStorage
+
             self.root.mkdir(parents=True, exist_ok=True)
-            self._store = ModelStore.from_file_system(root_directory=str(self.root), create_directory=True)
-            existing = set(self._store.list_model_states())
+            storage = FileSystemStorage(str(self.root), create_directory=True)
+            if not storage.validate():
+                raise ModelStoreError(f"cannot use {self.root} as a model store")
+            existing = set(storage.list_model_states())
             for state in STATES:
                 if state not in existing:
-                    self._store.create_model_state(state)
-        return self._store
+                    storage.create_model_state(state)
+            self._storage = storage
+        return self._storage
 
     # -- writing -----------------------------------------------------------
     def publish(self, estimator, extra: dict) -> str:
@@ -95,27 +118,62 @@ class ModelRegistry:
         log.info("published model %s", model_id)
         return model_id
 
-    def promote(self, model_id: str) -> str | None:
-        """Make ``model_id`` the only production model; return the one it replaced."""
+    def promote(self, model_id: str, reason: str = "") -> str | None:
+        """Make ``model_id`` the only production model; return the one it replaced.
+
+        Serialised across processes (CLI, web, retrain worker) with a file lock,
+        and recorded in ``promotions/`` so ``rollback`` knows what was live before.
+        """
         self._require(model_id)
-        with self._lock:
+        with self._lock, _file_lock(self.root / ".promote.lock"):
             previous = self.production_id(missing_ok=True)
-            self.store.set_model_state(DOMAIN, model_id, PRODUCTION)
+            self.storage.set_model_state(DOMAIN, model_id, PRODUCTION)
             self._unset(model_id, REJECTED)
             self._unset(model_id, RETIRED)
             if previous and previous != model_id:
                 self._unset(previous, PRODUCTION)
-                self.store.set_model_state(DOMAIN, previous, RETIRED)
+                self.storage.set_model_state(DOMAIN, previous, RETIRED)
+            record = {"model_id": model_id, "previous": previous, "reason": reason,
+                      "at": datetime.now(timezone.utc).isoformat(timespec="microseconds")}
+            write_atomic(self.root / "promotions" / f"{time.time_ns():020d}-{model_id}.json",
+                         json.dumps(record).encode())
         log.info("model %s is production (was %s)", model_id, previous)
         return previous
 
+    def rollback(self) -> tuple[str, str | None]:
+        """Re-promote the most recently retired version; return (promoted, replaced)."""
+        target = self.last_retired()
+        if target is None:
+            raise ModelStoreError("no retired model to roll back to")
+        return target, self.promote(target, reason="rollback")
+
+    def last_retired(self) -> str | None:
+        """The retired version that was production most recently (from the promotion log)."""
+        retired = set(self.storage.list_models(DOMAIN, RETIRED)) if self._has_domain() else set()
+        for record in self.promotions():
+            if record.get("previous") in retired:
+                return record["previous"]
+        # A store promoted before the log existed: fall back to the newest retired model.
+        newest = [m for m in self.list() if RETIRED in m.states]
+        return newest[0].model_id if newest else None
+
+    def promotions(self) -> list[dict]:
+        """Every recorded promotion, newest first."""
+        records = []
+        for path in sorted((self.root / "promotions").glob("*.json"), reverse=True):
+            try:
+                records.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                log.warning("unreadable promotion record %s", path)
+        return records
+
     def reject(self, model_id: str) -> None:
         self._require(model_id)
-        self.store.set_model_state(DOMAIN, model_id, REJECTED)
+        self.storage.set_model_state(DOMAIN, model_id, REJECTED)
 
     # -- reading -----------------------------------------------------------
     def production_id(self, missing_ok: bool = False) -> str | None:
-        ids = self.store.list_models(DOMAIN, PRODUCTION) if self._has_domain() else []
+        ids = self.storage.list_models(DOMAIN, PRODUCTION) if self._has_domain() else []
         if not ids:
             if missing_ok:
                 return None
@@ -148,7 +206,7 @@ class ModelRegistry:
 
     def info(self, model_id: str) -> dict:
         try:
-            return self.store.get_model_info(DOMAIN, model_id)
+            return asdict(self.storage.get_meta_data(DOMAIN, model_id))
         except Exception as exc:
             raise ModelStoreError(f"no model {model_id}") from exc
 
@@ -157,26 +215,45 @@ class ModelRegistry:
         if not self._has_domain():
             return []
         summaries = []
-        for model_id in self.store.list_models(DOMAIN):
+        for model_id in self.storage.list_models(DOMAIN):
             info = self.info(model_id)
-            states = tuple(s for s in self.store.get_model_states(DOMAIN, model_id) if s in STATES)
+            states = tuple(s for s in self.storage.get_model_states(DOMAIN, model_id) if s in STATES)
             summaries.append(ModelSummary(model_id, info["code"]["created"], states, info.get("extra") or {}))
         return sorted(summaries, key=lambda s: s.created, reverse=True)
 
     # -- helpers -----------------------------------------------------------
     def _has_domain(self) -> bool:
-        return DOMAIN in self.store.list_domains()
+        return DOMAIN in self.storage.list_domains()
 
     def _require(self, model_id: str) -> None:
-        if not self._has_domain() or not self.store.model_exists(DOMAIN, model_id):
+        if not self._has_domain() or not self._exists(model_id):
             raise ModelStoreError(f"no model {model_id}")
 
     def _unset(self, model_id: str, state: str) -> None:
-        if state in self.store.get_model_states(DOMAIN, model_id):
-            self.store.remove_model_state(DOMAIN, model_id, state)
+        if state in self.storage.get_model_states(DOMAIN, model_id):
+            self.storage.unset_model_state(DOMAIN, model_id, state)
+
+    def _exists(self, model_id: str) -> bool:
+        try:
+            self.storage.get_meta_data(DOMAIN, model_id)
+        except Exception:  # modelstore raises its own not-found errors
+            return False
+        return True
 
     def _checksum_path(self, model_id: str) -> Path:
         return self.root / "checksums" / f"{model_id}.sha256"
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    """An exclusive lock shared by every process using this store."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _sha256(path: Path) -> str:

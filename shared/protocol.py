@@ -18,7 +18,15 @@ PREDICT_GROUP = "predict-workers"
 
 # Retraining is rare and slow, so it uses RQ: this is the RQ queue name.
 RETRAIN_QUEUE = "retrain"
+RETRAIN_JOB_FUNC = "workers.retrain_job.run_retrain"   # enqueued by name: the web never imports it
+RETRAIN_WAITING_KEY = PREFIX + ":retrain:waiting"      # string: id of the one retrain job not yet running
+RETRAIN_RUNNING_KEY = PREFIX + ":retrain:running"      # string (TTL): id of the retrain job training now
+HELP_TOTAL_KEY = PREFIX + ":help:total"                # int: help images stored (all web processes)
+HELP_TRAINED_KEY = PREFIX + ":help:trained"            # int: help images the last retrain saw
 
+BATCH_KEY = PREFIX + ":batch:{}"      # hash: state, total, done, created_at, expires_at
+BATCH_RESULTS_KEY = PREFIX + ":batch:{}:results"  # hash: input index -> result or error JSON
+BATCH_ROOM = "batch:{}"               # Socket.IO room of a batch's progress subscribers
 JOB_KEY = PREFIX + ":job:{}"          # hash: state, enqueued_at, result | error
 REPLY_KEY = PREFIX + ":reply:{}"      # list: the result, pushed for a waiting HTTP request
 WORKERS_KEY = PREFIX + ":workers"     # sorted set: worker name -> last heartbeat (unix s)
@@ -35,10 +43,12 @@ EVENT_PREDICT = "predict"               # browser -> server: {"image", "seq"?}
 EVENT_PREDICTION = "prediction"         # {job_id, digit, probabilities, model_version, timings}
 EVENT_PREDICTION_ERROR = "prediction_error"  # {job_id?, error, status}
 EVENT_MODEL_CHANGED = "model_changed"   # {model_version}
-EVENT_BATCH_PROGRESS = "batch_progress"
+EVENT_BATCH_PROGRESS = "batch_progress"  # {batch_id, state, done, total}
+EVENT_SUBSCRIBE_BATCH = "subscribe_batch"  # browser -> server: {"batch_id"}
 
 # Job states as GET /api/jobs/<id> reports them.
 QUEUED, STARTED, FINISHED, FAILED = "queued", "started", "finished", "failed"
+RUNNING = "running"  # a batch some of whose chunks are done
 
 
 @dataclass(frozen=True)

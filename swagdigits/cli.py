@@ -63,18 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     show = model_sub.add_parser("show", help="one version's metadata as JSON")
     show.add_argument("model_id")
     show.set_defaults(func=_model_show)
+    from swagdigits import model_admin
 
-    _register_optional(sub)
-    return parser
+    model_admin.register_model_actions(model_sub)
+    model_admin.register(sub)
 
+    # Subcommands that live in their own modules register themselves.
+    from swagdigits import batch_client, evaluate
 
-def _register_optional(sub) -> None:
-    """Subcommands that live in their own modules register themselves here."""
-    try:
-        from swagdigits import evaluate
-    except ImportError:  # TODO(issue 7): drop once evaluate.py lands
-        return
     evaluate.register(sub)
+    batch_client.register(sub)
+    return parser
 
 
 def _up(args, config: Config) -> int:

@@ -25,12 +25,20 @@ def create_app(config: Config | None = None, services: Services | None = None,
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["swagdigits"] = services or Services.connect(config)
 
-    from web import api, errors, health, pages, sockets
+    from web import api, batches, errors, health, pages, sockets
 
     errors.register(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    from web import helpdata, models_api
+
+    app.register_blueprint(helpdata.bp)
+    app.register_blueprint(models_api.bp)
+    app.register_blueprint(batches.bp)
     sockets.init_app(app, socket_manager)
+    from web import metrics
+
+    metrics.init_app(app)
     logging.getLogger(__name__).debug("app created for %s", config.redis_url)
     return app

@@ -18,12 +18,13 @@ import time
 
 import redis
 
-from shared import heartbeat
+from shared import heartbeat, metrics
 from shared import protocol as p
 from shared.config import Config
 from shared.image_input import ImageLimits, ImageRejected
-from shared.inference import predict_images
-from shared.job_queue import Job, PredictQueue
+from shared.inference import Featurized, predict_featurized, predict_images
+from shared.batch_queue import BatchQueue, Chunk
+from shared.job_queue import Job, PredictQueue, read_group
 from shared.model_store import ModelRegistry, ModelStoreError, NoProductionModel
 from shared.push import Pusher
 from shared.redis_conn import connect
@@ -35,6 +36,7 @@ BLOCK_MS = 1000             # longest a claim blocks, so shutdown is noticed wit
 BOOTSTRAP_WAIT_S = 300      # how long a worker waits for another one's bootstrap training
 RECLAIM_EVERY_S = 5.0       # how often a worker looks for jobs a dead worker left behind
 MAX_DELIVERIES = 2          # a job is tried at most this often before it is reported failed
+CHUNK_SLICE = 8             # batch images preprocessed between two looks for waiting drawings
 
 
 class PredictWorker:
@@ -46,8 +48,11 @@ class PredictWorker:
         self.pusher = pusher
         self.name = name or f"predict-{socket.gethostname()}-{os.getpid()}"
         self.queue = PredictQueue(conn, result_ttl=config.result_ttl)
+        self.batches = BatchQueue(conn, config.batch_chunk_size, config.batch_ttl)
         self.limits = ImageLimits.from_config(config)
         self.holder = ModelHolder()
+        self.metrics = metrics.predict()
+        self.metrics_port: int | None = None
         self.stopping = threading.Event()
         self._next_beat = 0.0
         self._next_reclaim = 0.0
@@ -78,7 +83,14 @@ class PredictWorker:
                 log.info("another worker is training the first model; waiting for it")
                 time.sleep(0.5)
         self.holder.swap(model)
+        self.metrics.serving(model.version, swapped=False)
         log.info("serving model %s", model.version)
+
+    def serve_metrics(self) -> int:
+        """Expose /metrics on ``config.metrics_port`` (0: a free port), logged and announced in the heartbeat."""
+        self.metrics_port = metrics.serve(self.config.metrics_port)
+        log.info("metrics on http://0.0.0.0:%d/metrics", self.metrics_port)
+        return self.metrics_port
 
     # -- main loop ---------------------------------------------------------
     def run(self) -> None:
@@ -98,29 +110,74 @@ class PredictWorker:
         log.info("worker %s stopped", self.name)
 
     def run_once(self, block_ms: int) -> int:
-        """Claim, predict and answer one group of drawings; return how many."""
+        """Do the most urgent work waiting, blocking up to ``block_ms`` for some; return images done.
+
+        Interactive drawings always come first; a batch chunk is taken only
+        when none wait, and the chunk itself checks for drawings as it goes.
+        """
         now = time.time()
         if now >= self._next_beat:
             self._beat()
-        jobs = []
         if now >= self._next_reclaim:
             self._next_reclaim = now + RECLAIM_EVERY_S
-            jobs = self.queue.reclaim_stale(self.name, self._stale_ms, count=self.config.max_batch)
-        if not jobs:
-            jobs = self.queue.claim(self.name, self.config.max_batch, block_ms)
+            stale_jobs = self.queue.reclaim_stale(self.name, self._stale_ms, count=self.config.max_batch)
+            stale_chunks = self.batches.reclaim_stale(self.name, self._stale_ms)
+            if stale_jobs or stale_chunks:
+                return self._work(stale_jobs, stale_chunks)
+        jobs = self.queue.claim(self.name, self.config.max_batch, block_ms=None)
+        if jobs:
+            return self._work(jobs, [])
+        chunk = self.batches.claim(self.name)
+        if chunk:
+            return self._work([], [chunk])
+        entries = read_group(self.conn, self.name, [self.queue.stream, self.batches.stream], 1, block_ms)
+        if entries is None:  # Redis lost the groups: recreate them next time
+            self.queue._group_ready = self.batches._group_ready = False
+            return 0
+        jobs = self.queue.parse(entries.get(self.queue.stream, []))
+        self.queue.mark_started(jobs)
+        return self._work(jobs, self.batches.parse(entries.get(self.batches.stream, [])))
+
+    def _work(self, jobs: list[Job], chunks: list[Chunk]) -> int:
         if jobs:
             self.process(jobs)
-        return len(jobs)
+        for chunk in chunks:
+            self.process_chunk(chunk)
+        return len(jobs) + sum(len(c.indexes) for c in chunks)
+
+    def process_chunk(self, chunk: Chunk) -> None:
+        """Predict a batch chunk, answering waiting drawings between its slices."""
+        model = self.holder.current
+        if chunk.deliveries > MAX_DELIVERIES:
+            log.error("batch %s chunk failed %d times; giving up", chunk.batch_id, chunk.deliveries - 1)
+            results = [{"error": "the worker handling this image died"} for _ in chunk.indexes]
+        else:
+            featurized = Featurized()
+            for start in range(0, len(chunk.images), CHUNK_SLICE):
+                featurized.add(chunk.images[start:start + CHUNK_SLICE], self.limits)
+                waiting = self.queue.claim(self.name, self.config.max_batch, block_ms=None)
+                if waiting:
+                    self.process(waiting)
+            results = [{"error": o.message} if isinstance(o, ImageRejected) else
+                       {"digit": o.digit, "probabilities": o.probabilities, "model_version": model.version}
+                       for o in predict_featurized(model, featurized)]
+        progress = self.batches.record(chunk, results)
+        if self.pusher is not None:
+            self.pusher.emit(p.EVENT_BATCH_PROGRESS, progress.__dict__, room=p.BATCH_ROOM.format(chunk.batch_id))
 
     def process(self, jobs: list[Job]) -> None:
         claimed_at = time.time()
         retry_jobs = [j for j in jobs if j.deliveries <= MAX_DELIVERIES]
         given_up = [j for j in jobs if j.deliveries > MAX_DELIVERIES]
         model = self.holder.current
+        t0 = time.perf_counter()
         outcomes, timings = predict_images(model, [j.image for j in retry_jobs], self.limits)
+        compute_s = time.perf_counter() - t0
         done = []
+        digits, confidences, bad = [], [], 0
         for job, outcome in zip(retry_jobs, outcomes):
             if isinstance(outcome, ImageRejected):
+                bad += 1
                 done.append((job, p.PredictionError(job.job_id, outcome.message, outcome.status)))
                 continue
             done.append((job, p.PredictionResult(
@@ -128,10 +185,14 @@ class PredictWorker:
                 model_version=model.version,
                 timings={"queue_wait_ms": round((claimed_at - job.enqueued_at) * 1000, 3),
                          **timings, "batch_size": len(retry_jobs)})))
+            digits.append(outcome.digit)
+            confidences.append(outcome.probabilities[outcome.digit])
         for job in given_up:
             log.error("job %s failed %d times; giving up", job.job_id, job.deliveries - 1)
             done.append((job, p.PredictionError(job.job_id, "the worker handling this drawing died", 500)))
         self.queue.complete(done)
+        self.metrics.observe_batch(claimed_at, compute_s, time.time(), [j.enqueued_at for j in retry_jobs],
+                                   digits, confidences, {"bad_image": bad, "worker_died": len(given_up)})
         self._push(done)
 
     def _push(self, done) -> None:
@@ -145,7 +206,8 @@ class PredictWorker:
     def _beat(self) -> None:
         self._next_beat = time.time() + self.config.worker_heartbeat
         heartbeat.beat(self.conn, self.name, {"role": "predict", "pid": os.getpid(),
-                                              "model_version": self.holder.version or ""},
+                                              "model_version": self.holder.version or "",
+                                              "metrics_port": self.metrics_port or ""},
                        self.config.worker_heartbeat)
 
     # -- live model swap ---------------------------------------------------
@@ -179,8 +241,10 @@ class PredictWorker:
             smoke_test(model)
         except ModelStoreError as exc:
             log.error("refused to swap model: %s; %s keeps serving", exc, self.holder.version)
+            self.metrics.model_swap_failures.inc()
             return False
         previous = self.holder.swap(model)
+        self.metrics.serving(model.version, swapped=previous is not None)
         log.info("swapped model %s -> %s", previous.version if previous else None, model.version)
         self._beat()
         return True
@@ -206,6 +270,7 @@ def main(config: Config | None = None) -> int:
     worker = PredictWorker(config, conn, ModelRegistry(config.model_dir), Pusher(config.redis_url))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stopping.set())
+    worker.serve_metrics()
     worker.load_model()
     worker.follow_promotions()
     worker.run()

@@ -1,7 +1,13 @@
 """Retrain worker: an RQ worker on the ``retrain`` queue.
 
 Retraining is rare and slow, so RQ's bookkeeping costs nothing that matters
-here and its job states, retries and failure registry come for free.
+here and its job states, retries and failure registry come for free. Each job
+runs in a forked work horse (``workers.retrain_job.run_retrain``), so a crash
+or a timeout kills the job and never the worker.
+
+Training must never starve prediction on the same machine: the worker lowers
+its own priority (``os.nice``, inherited by every job it forks) and each job
+limits numerical libraries to one thread (threadpoolctl in the job).
 """
 from __future__ import annotations
 
@@ -9,21 +15,42 @@ import logging
 import os
 import socket
 
-from rq import Queue, Worker
+from rq import Queue
 
+from shared import metrics
 from shared import protocol as p
 from shared.config import Config
 from shared.redis_conn import connect
+from workers.retrain_metrics import MeteredWorker
 
 log = logging.getLogger("swagdigits.retrain_worker")
 
 
+def lower_priority(niceness: int) -> int:
+    """Add ``niceness`` to this process's nice value; return the new value."""
+    value = os.nice(niceness) if niceness else os.nice(0)
+    log.info("retrain worker runs at nice %d", value)
+    return value
+
+
+def warm_up() -> None:
+    """Prepare the shipped digits once here, so every forked job inherits them ready."""
+    from shared import training
+
+    training.shipped_digits()
+
+
 def main(config: Config | None = None) -> int:
     config = config or Config.from_env()
+    lower_priority(config.retrain_nice)
     # RQ blocks in BLPOP for minutes; it must not hit a socket timeout meanwhile.
     conn = connect(config.redis_url, socket_timeout=None)
     queue = Queue(p.RETRAIN_QUEUE, connection=conn)
-    worker = Worker([queue], connection=conn, name=f"retrain-{socket.gethostname()}-{os.getpid()}")
+    worker = MeteredWorker([queue], connection=conn, name=f"retrain-{socket.gethostname()}-{os.getpid()}")
+    metrics.retrain()  # the series exist at zero before the first run
+    port = metrics.serve(config.metrics_port)
+    log.info("metrics on http://0.0.0.0:%d/metrics", port)
+    warm_up()
     log.info("retrain worker listening on queue %r", p.RETRAIN_QUEUE)
     worker.work(with_scheduler=False, logging_level=config.log_level)
     return 0

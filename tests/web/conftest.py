@@ -16,7 +16,8 @@ def fake_conn():
 def web_config(tmp_path):
     return Config.from_env({}, data_dir=tmp_path, model_dir=tmp_path / "models",
                            help_dir=tmp_path / "help_data", predict_timeout=0.2, queue_limit=3,
-                           max_upload_bytes=200_000, max_image_pixels=1_000_000, max_image_side=2000)
+                           max_upload_bytes=200_000, max_image_pixels=1_000_000, max_image_side=2000,
+                           batch_max_images=20, batch_max_bytes=2_000_000, batch_chunk_size=4)
 
 
 @pytest.fixture

@@ -92,3 +92,51 @@ def test_a_corrupted_new_model_is_refused_and_the_old_one_keeps_serving(worker, 
     assert worker.refresh_model() is False
     assert worker.holder.version == old_version
     assert "refused" in caplog.text
+
+
+def test_a_batch_chunk_is_predicted_in_input_order_with_progress_pushed(worker, redis_conn):
+    from shared.batch_queue import BatchQueue
+
+    batches = BatchQueue(redis_conn, chunk_size=worker.config.batch_chunk_size)
+    digits = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3]
+    batch_id, _ = batches.submit([digit_png(d) for d in digits] + [b"\x89PNG\r\n\x1a\ntruncated"])
+    while worker.run_once(block_ms=100):
+        pass
+    results = batches.results(batch_id)
+    assert [r["index"] for r in results] == list(range(11))
+    right = sum(r.get("digit") == d for r, d in zip(results, digits))
+    assert right >= 8 and "error" in results[10]
+    assert {r["model_version"] for r in results[:10]} == {worker.holder.version}
+    event, data, room = worker.pusher.events[-1]
+    assert (event, room) == (p.EVENT_BATCH_PROGRESS, p.BATCH_ROOM.format(batch_id))
+    assert (data["state"], data["done"], data["total"]) == (p.FINISHED, 11, 11)
+
+
+def test_waiting_drawings_go_before_batch_chunks(worker, redis_conn):
+    from shared.batch_queue import BatchQueue
+
+    batch_id, _ = BatchQueue(redis_conn).submit([digit_png(1)] * 5)
+    job_id = PredictQueue(redis_conn).submit(digit_png(7), limit=10)
+    assert worker.run_once(block_ms=100) == 1, "the drawing alone, not the batch"
+    assert PredictQueue(redis_conn).wait_reply(job_id, 1)["digit"] == 7
+    assert BatchQueue(redis_conn).progress(batch_id).done == 0
+
+
+def test_a_drawing_arriving_during_a_chunk_is_answered_before_the_chunk_ends(worker, redis_conn):
+    from shared.batch_queue import BatchQueue
+
+    batches = BatchQueue(redis_conn, chunk_size=32)
+    batch_id, _ = batches.submit([digit_png(d % 10) for d in range(32)])
+    chunk = batches.claim("w-test")
+    job_id = PredictQueue(redis_conn).submit(digit_png(4), limit=10)
+    answered_before_chunk = []
+    original_record = worker.batches.record
+
+    def record(chunk, results):
+        answered_before_chunk.append(redis_conn.exists(p.REPLY_KEY.format(job_id)))
+        return original_record(chunk, results)
+
+    worker.batches.record = record
+    worker.process_chunk(chunk)
+    assert answered_before_chunk == [1]
+    assert batches.progress(batch_id).state == p.FINISHED

@@ -1,0 +1,206 @@
+"""Labelled help images: stored once each, atomically, and counted across web processes.
+
+When the model gets a drawing wrong the user sends the right label; that
+drawing becomes training data. Layout under ``help_dir``::
+
+    <label>/<id>.png     the image exactly as sent (written last: its presence
+                         means the entry is complete)
+    <label>/<id>.json    metadata: time, label, prediction and model version,
+                         image SHA-256, salted hash of the client address
+    .claims/<id>         one per distinct image: created with an atomic
+                         link, so among concurrent senders of the same image,
+                         in any number of web processes, exactly one stores it
+
+``id`` is the first 32 hex digits of the image's SHA-256, so the same image is
+kept once whatever label it is sent with (the first label wins).
+
+Counting: Redis holds how many images were stored (``HELP_TOTAL_KEY``, one
+INCR per new image, shared by every web process) and how many the last
+retraining saw (``HELP_TRAINED_KEY``); ``pending`` is the difference. The
+files stay the truth: a missing total is rebuilt from them.
+
+Light on purpose (hashlib, json, os): the web tier imports it and must never
+load scikit-learn or numpy for it.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import redis
+
+from shared import protocol as p
+from shared.atomic import write_atomic
+
+log = logging.getLogger(__name__)
+
+LABELS = range(10)
+_CLAIMS = ".claims"
+_SALT = ".client-salt"
+
+# INCR the total and return (total - trained): the pending count right after
+# this image, computed atomically so concurrent senders see distinct values.
+_INCR_PENDING = """
+local total = redis.call('INCR', KEYS[1])
+local trained = tonumber(redis.call('GET', KEYS[2]) or '0')
+return total - trained
+"""
+
+
+@dataclass(frozen=True)
+class Added:
+    id: str
+    label: int
+    created: bool      # False: this image was already stored (maybe under another label)
+    pending: int
+
+
+@dataclass(frozen=True)
+class HelpEntry:
+    id: str
+    label: int
+    sha256: str
+    png: Path
+
+
+def image_id(sha256_hex: str) -> str:
+    return sha256_hex[:32]
+
+
+def is_holdout(sha256_hex: str, share: float) -> bool:
+    """Whether an image is kept out of training for evaluation; fixed by its hash forever."""
+    return int(sha256_hex[:8], 16) < share * 0x1_0000_0000
+
+
+class HelpStore:
+    def __init__(self, root: Path | str, conn: redis.Redis | None = None):
+        self.root = Path(root)
+        self.conn = conn
+        self._incr = conn.register_script(_INCR_PENDING) if conn is not None else None
+
+    # -- writing -----------------------------------------------------------
+    def add(self, image: bytes, label: int, *, predicted: int | None = None,
+            model_version: str | None = None, job_id: str | None = None,
+            client: str = "") -> Added:
+        """Store a validated image under ``label`` unless the same image is already stored."""
+        if label not in LABELS or isinstance(label, bool):
+            raise ValueError(f"label must be 0-9, not {label!r}")
+        sha = hashlib.sha256(image).hexdigest()
+        entry_id = image_id(sha)
+        self._ensure_total()
+        claimed = self._claim(entry_id, label)
+        if claimed is not None and claimed != label:
+            return Added(entry_id, claimed, False, self.pending())
+        png = self.root / str(label) / f"{entry_id}.png"
+        if claimed is not None and png.exists():
+            return Added(entry_id, label, False, self.pending())
+        # Ours (or a crashed sender's claim): write metadata, then the image last.
+        record = {"id": entry_id, "label": label, "sha256": sha,
+                  "received_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                  "predicted": predicted, "model_version": model_version, "job_id": job_id,
+                  "client": self._client_hash(client), "bytes": len(image)}
+        write_atomic(png.with_suffix(".json"), json.dumps(record, indent=1).encode())
+        write_atomic(png, image)
+        if claimed is not None:  # repaired an entry a crash left half-done: counted already
+            return Added(entry_id, label, False, self.pending())
+        pending = int(self._incr(keys=[p.HELP_TOTAL_KEY, p.HELP_TRAINED_KEY])) if self._incr else 0
+        log.info("stored help image %s as %d (predicted %s by %s)", entry_id, label, predicted, model_version)
+        return Added(entry_id, label, True, max(pending, 0))
+
+    def mark_trained(self, seen: int) -> None:
+        """A retraining used ``seen`` help images (all stored before it started)."""
+        if self.conn is None:
+            return
+        # Never move backwards: an older, slower retraining must not raise pending again.
+        self.conn.eval("local cur = tonumber(redis.call('GET', KEYS[1]) or '0') "
+                  "if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1]) end "
+                  "local total = tonumber(redis.call('GET', KEYS[2]) or '0') "
+                  "if tonumber(ARGV[1]) > total then redis.call('SET', KEYS[2], ARGV[1]) end",
+                  2, p.HELP_TRAINED_KEY, p.HELP_TOTAL_KEY, seen)
+
+    # -- reading -----------------------------------------------------------
+    def pending(self) -> int:
+        """Help images stored but not yet seen by a retraining."""
+        if self.conn is None:
+            return self.count()
+        self._ensure_total()
+        total, trained = self.conn.mget(p.HELP_TOTAL_KEY, p.HELP_TRAINED_KEY)
+        return max(int(total or 0) - int(trained or 0), 0)
+
+    def entries(self) -> list[HelpEntry]:
+        """Every complete entry (its PNG exists), in a stable order."""
+        found = []
+        for label in LABELS:
+            folder = self.root / str(label)
+            if not folder.is_dir():
+                continue
+            for png in sorted(folder.glob("*.png")):
+                try:
+                    meta = json.loads(png.with_suffix(".json").read_text())
+                except (OSError, ValueError):
+                    log.warning("help image %s has no readable metadata; skipped", png)
+                    continue
+                found.append(HelpEntry(png.stem, label, meta["sha256"], png))
+        return found
+
+    def count(self) -> int:
+        return sum(1 for label in LABELS if (self.root / str(label)).is_dir()
+                   for _ in (self.root / str(label)).glob("*.png"))
+
+    # -- helpers -----------------------------------------------------------
+    def _ensure_total(self) -> None:
+        """Rebuild the shared total from the files if Redis lost it (or never had it)."""
+        if self.conn is not None and not self.conn.exists(p.HELP_TOTAL_KEY):
+            self.conn.set(p.HELP_TOTAL_KEY, self.count(), nx=True)
+
+    def _claim(self, entry_id: str, label: int) -> int | None:
+        """Claim ``entry_id`` for ``label``; None if we got it, else the label it already has."""
+        claims = self.root / _CLAIMS
+        target = claims / entry_id
+        if _create_exclusive(target, str(label).encode()):
+            return None
+        try:
+            return int(target.read_text().strip())
+        except (OSError, ValueError):
+            return label  # unreadable claim: treat as ours and (re)write the entry
+
+    def _client_hash(self, client: str) -> str | None:
+        """A salted hash: tells repeat senders apart without keeping their address."""
+        if not client:
+            return None
+        return hmac.new(self._salt(), client.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _salt(self) -> bytes:
+        path = self.root / _SALT
+        _create_exclusive(path, secrets.token_hex(32).encode())
+        return path.read_bytes()
+
+
+def _create_exclusive(path: Path, data: bytes) -> bool:
+    """Create ``path`` holding ``data`` in one step, only if it does not exist yet.
+
+    Written to a temp file first and hard-linked into place: ``link`` fails if
+    the name exists, and a reader never sees a half-written file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(tmp)

@@ -1,0 +1,435 @@
+"""Every Prometheus metric the service exports, defined once, grouped by the process that owns it.
+
+Why one module: names, label sets and buckets are part of a contract with
+``prometheus/alerts.yml`` and ``grafana/dashboards/swagdigits.json``; keeping
+them together makes that contract reviewable (tests/deploy checks every
+expression in those files against a real Prometheus).
+
+Each process builds only its own group (``web()``, ``predict()``,
+``retrain()``), so the web's ``/metrics`` never shows worker series stuck at
+zero. Everything follows Prometheus naming: base units (seconds, ratios),
+``_total`` for counters, low-cardinality labels (route templates, digit 0-9,
+queue names, fixed outcome sets). Label values that a dashboard divides by
+are created up front so their series exist at zero before the first event.
+
+Queue depth, oldest-job age, live workers and pending help data are read
+from Redis when Prometheus scrapes (``RedisStateCollector``): one pipelined
+round trip per scrape, nothing on the request or prediction hot path.
+
+Multi-process web tier: when ``PROMETHEUS_MULTIPROC_DIR`` is set (an empty
+directory, wiped before start), prometheus_client keeps every process's
+values in files there and ``registry_for_exposition`` merges them with
+``MultiProcessCollector``, so counters from several web processes add up.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from prometheus_client import (REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
+                               generate_latest, start_http_server)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from shared import protocol as p
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "swagdigits"
+
+# Prediction latencies are a few milliseconds: buckets must resolve 1 ms steps
+# at the low end and still catch multi-second stalls.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03,
+                   0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+RETRAIN_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+
+QUEUES = {"predict": p.PREDICT_STREAM, "batch": p.BATCH_STREAM}
+RETRAIN_QUEUE_LABEL = "retrain"
+RETRAIN_OUTCOMES = ("promoted", "rejected", "failed")
+FAILURE_REASONS = ("bad_image", "worker_died")
+DIGITS = tuple(str(d) for d in range(10))
+
+
+def _name(short: str) -> str:
+    return f"{NAMESPACE}_{short}"
+
+
+# -- web tier -----------------------------------------------------------------
+@dataclass
+class WebMetrics:
+    http_requests: Counter
+    http_duration: Histogram
+    help_images: Counter
+    retrain_requests: Counter
+
+    @classmethod
+    def build(cls, registry: CollectorRegistry = REGISTRY) -> "WebMetrics":
+        return cls(
+            http_requests=Counter(_name("http_requests_total"), "HTTP requests answered, by route template, "
+                                  "method and status.", ["route", "method", "status"], registry=registry),
+            http_duration=Histogram(_name("http_request_duration_seconds"), "Time to answer an HTTP request "
+                                    "(/metrics excluded).", ["route", "method", "status"],
+                                    buckets=HTTP_BUCKETS, registry=registry),
+            help_images=Counter(_name("help_images_received_total"), "Labelled help images accepted from users.",
+                                registry=registry),
+            retrain_requests=Counter(_name("retrain_requests_total"), "Retrain requests (threshold, API or CLI).",
+                                     registry=registry),
+        )
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float | None) -> None:
+        labels = (route, method, str(status))
+        self.http_requests.labels(*labels).inc()
+        if seconds is not None:
+            self.http_duration.labels(*labels).observe(seconds)
+
+
+# -- predict workers -----------------------------------------------------------
+@dataclass
+class PredictMetrics:
+    predictions: Counter
+    queue_wait: Histogram
+    compute: Histogram
+    end_to_end: Histogram
+    batch_size: Histogram
+    confidence: Histogram
+    last_digit: Gauge
+    last_time: Gauge
+    failed: Counter
+    model_info: Gauge
+    model_swaps: Counter
+    model_swap_failures: Counter
+
+    @classmethod
+    def build(cls, registry: CollectorRegistry = REGISTRY) -> "PredictMetrics":
+        m = cls(
+            predictions=Counter(_name("predictions_total"), "Drawings answered, by predicted digit.",
+                                ["digit"], registry=registry),
+            queue_wait=Histogram(_name("prediction_queue_wait_seconds"), "Time a drawing waited in the queue "
+                                 "before a worker claimed it.", buckets=LATENCY_BUCKETS, registry=registry),
+            compute=Histogram(_name("prediction_compute_seconds"), "Time to decode, preprocess and predict one "
+                              "group of drawings (one predict_proba call).", buckets=LATENCY_BUCKETS,
+                              registry=registry),
+            end_to_end=Histogram(_name("prediction_end_to_end_seconds"), "Time from enqueue to the answer "
+                                 "being stored and pushed.", buckets=LATENCY_BUCKETS, registry=registry),
+            batch_size=Histogram(_name("prediction_batch_size"), "Drawings predicted per predict_proba call.",
+                                 buckets=BATCH_BUCKETS, registry=registry),
+            confidence=Histogram(_name("prediction_confidence_ratio"), "Probability of the predicted digit.",
+                                 buckets=CONFIDENCE_BUCKETS, registry=registry),
+            last_digit=Gauge(_name("last_predicted_digit"), "The digit this worker predicted last.",
+                             registry=registry),
+            last_time=Gauge(_name("last_prediction_timestamp_seconds"), "Unix time of this worker's last "
+                            "prediction.", registry=registry),
+            failed=Counter(_name("prediction_jobs_failed_total"), "Drawings answered with an error, by reason.",
+                           ["reason"], registry=registry),
+            model_info=Gauge(_name("model_info"), "The model version this worker serves (value 1).",
+                             ["version"], registry=registry),
+            model_swaps=Counter(_name("model_swaps_total"), "Live model swaps after a promotion.",
+                                registry=registry),
+            model_swap_failures=Counter(_name("model_swap_failures_total"), "Promoted models refused (bad "
+                                        "checksum, failed smoke test).", registry=registry),
+        )
+        for digit in DIGITS:
+            m.predictions.labels(digit)
+        for reason in FAILURE_REASONS:
+            m.failed.labels(reason)
+        return m
+
+    def observe_batch(self, claimed_at: float, compute_s: float, done_at: float,
+                      enqueued_at: list[float], digits: list[int], confidences: list[float],
+                      failures: dict[str, int]) -> None:
+        """Record one group of drawings: a few observations per job, no I/O."""
+        if enqueued_at:
+            self.batch_size.observe(len(enqueued_at))
+            self.compute.observe(compute_s)
+        for t in enqueued_at:
+            self.queue_wait.observe(max(0.0, claimed_at - t))
+            self.end_to_end.observe(max(0.0, done_at - t))
+        for digit, conf in zip(digits, confidences):
+            self.predictions.labels(str(digit)).inc()
+            self.confidence.observe(conf)
+        if digits:
+            self.last_digit.set(digits[-1])
+            self.last_time.set(done_at)
+        for reason, n in failures.items():
+            if n:
+                self.failed.labels(reason).inc(n)
+
+    def serving(self, version: str, swapped: bool) -> None:
+        """A model went live: replace the info series, count it as a swap unless it is the first."""
+        self.model_info.clear()
+        self.model_info.labels(version).set(1)
+        if swapped:
+            self.model_swaps.inc()
+
+
+# -- retrain worker -----------------------------------------------------------
+@dataclass
+class RetrainMetrics:
+    runs: Counter
+    duration: Histogram
+    candidate_accuracy: Gauge
+    production_accuracy: Gauge
+    help_images: Gauge
+    last_run: Gauge
+
+    @classmethod
+    def build(cls, registry: CollectorRegistry = REGISTRY) -> "RetrainMetrics":
+        m = cls(
+            runs=Counter(_name("retrain_runs_total"), "Retrain runs, by outcome.", ["outcome"], registry=registry),
+            duration=Histogram(_name("retrain_duration_seconds"), "Wall time of a retrain run.",
+                               buckets=RETRAIN_BUCKETS, registry=registry),
+            candidate_accuracy=Gauge(_name("retrain_candidate_accuracy_ratio"), "Last candidate's accuracy on "
+                                     "the fixed evaluation set.", registry=registry),
+            production_accuracy=Gauge(_name("retrain_production_accuracy_ratio"), "Production model's accuracy "
+                                      "on the same set, measured in the last run.", registry=registry),
+            help_images=Gauge(_name("retrain_help_images"), "Help images the last run trained on.",
+                              registry=registry),
+            last_run=Gauge(_name("retrain_last_run_timestamp_seconds"), "Unix time the last run ended.",
+                           registry=registry),
+        )
+        for outcome in RETRAIN_OUTCOMES:
+            m.runs.labels(outcome)
+        return m
+
+    def record(self, outcome: str, seconds: float, candidate_acc: float | None = None,
+               production_acc: float | None = None, help_images: int | None = None) -> None:
+        if outcome not in RETRAIN_OUTCOMES:
+            raise ValueError(f"retrain outcome {outcome!r} is not one of {RETRAIN_OUTCOMES}")
+        self.runs.labels(outcome).inc()
+        self.duration.observe(seconds)
+        if candidate_acc is not None:
+            self.candidate_accuracy.set(candidate_acc)
+        if production_acc is not None:
+            self.production_accuracy.set(production_acc)
+        if help_images is not None:
+            self.help_images.set(help_images)
+        self.last_run.set(time.time())
+
+
+# -- one group per process, built on first use --------------------------------
+_groups: dict[str, object] = {}
+_groups_lock = threading.Lock()
+
+
+def _group(name: str, build):
+    with _groups_lock:
+        if name not in _groups:
+            _groups[name] = build()
+        return _groups[name]
+
+
+def web() -> WebMetrics:
+    return _group("web", WebMetrics.build)
+
+
+def predict() -> PredictMetrics:
+    return _group("predict", PredictMetrics.build)
+
+
+def retrain() -> RetrainMetrics:
+    return _group("retrain", RetrainMetrics.build)
+
+
+def record_retrain(outcome: str, seconds: float, candidate_acc: float | None = None,
+                   production_acc: float | None = None, help_images: int | None = None) -> None:
+    """The retrain worker's one call per run (outcome: promoted, rejected or failed)."""
+    retrain().record(outcome, seconds, candidate_acc, production_acc, help_images)
+
+
+def record_help_image() -> None:
+    """The web tier accepted one labelled help image."""
+    web().help_images.inc()
+
+
+def record_retrain_request() -> None:
+    """A retrain was asked for (threshold reached, API or CLI)."""
+    web().retrain_requests.inc()
+
+
+# -- scrape-time state read from Redis ----------------------------------------
+class RedisStateCollector(Collector):
+    """Queue depth, oldest waiting job's age, enqueue totals, live workers, pending help data.
+
+    Read when Prometheus scrapes, in one pipelined round trip (plus one more
+    only when the retrain queue is not empty), so these numbers are the same
+    whichever web process answers and cost the hot path nothing. A Redis
+    outage is reported as ``swagdigits_redis_up 0`` rather than a failed scrape.
+    """
+
+    def __init__(self, conn, heartbeat_s: int, pending_help: Callable[[], int | None] | None = None):
+        self.conn = conn
+        self.heartbeat_s = heartbeat_s
+        self.pending_help = pending_help
+
+    def describe(self):
+        return []  # collected live; do not run a Redis round trip at registration
+
+    def collect(self):
+        redis_up = GaugeMetricFamily(_name("redis_up"), "1 when Redis answered this scrape.")
+        try:
+            families = list(self._read())
+        except Exception as exc:  # a scrape must never fail because Redis is down
+            log.warning("metrics: could not read queue state from Redis: %s", exc)
+            redis_up.add_metric([], 0)
+            yield redis_up
+            return
+        redis_up.add_metric([], 1)
+        yield redis_up
+        yield from families
+
+    def _read(self):
+        from rq import Queue  # RQ's key layout for the retrain queue
+
+        now = time.time()
+        since = now - self.heartbeat_s * 3
+        rq_key = Queue.redis_queue_namespace_prefix + p.RETRAIN_QUEUE
+        pipe = self.conn.pipeline(transaction=False)
+        for stream in QUEUES.values():
+            pipe.xlen(stream)
+            pipe.xrange(stream, count=1)
+            pipe.xinfo_stream(stream)
+        pipe.llen(rq_key)
+        pipe.lindex(rq_key, 0)
+        pipe.zrangebyscore(p.WORKERS_KEY, since, "+inf")
+        replies = pipe.execute(raise_on_error=False)
+
+        depth = GaugeMetricFamily(_name("queue_depth"), "Jobs waiting or being worked on, per queue.",
+                                  labels=["queue"])
+        age = GaugeMetricFamily(_name("queue_oldest_job_age_seconds"), "Age of the oldest job still in the "
+                                "queue (0 when empty).", labels=["queue"])
+        enqueued = CounterMetricFamily(_name("jobs_enqueued"), "Jobs ever added to the queue (Redis "
+                                       "stream entries-added; same value from every web process).",
+                                       labels=["queue"])
+        for i, label in enumerate(QUEUES):
+            xlen, first, info = replies[i * 3:i * 3 + 3]
+            depth.add_metric([label], 0 if isinstance(xlen, Exception) else int(xlen))
+            oldest = 0.0
+            if first and not isinstance(first, Exception):
+                entry_id = first[0][0]
+                entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                oldest = max(0.0, now - int(entry_id.split("-")[0]) / 1000)
+            age.add_metric([label], oldest)
+            added = 0
+            if isinstance(info, dict):  # an absent stream (nothing queued yet) raises: count 0
+                added = int(info.get("entries-added", info.get(b"entries-added", 0)) or 0)
+            enqueued.add_metric([label], added)
+        base = len(QUEUES) * 3
+        llen, head, live = replies[base:base + 3]
+        depth.add_metric([RETRAIN_QUEUE_LABEL], 0 if isinstance(llen, Exception) else int(llen))
+        age.add_metric([RETRAIN_QUEUE_LABEL], self._rq_job_age(head, now))
+        yield depth
+        yield age
+        yield enqueued
+
+        workers = GaugeMetricFamily(_name("predict_workers_live"), "Predict workers whose heartbeat is "
+                                    "recent, as /readyz counts them.")
+        workers.add_metric([], self._count_predict_workers(live))
+        yield workers
+
+        if self.pending_help is not None:
+            pending = self.pending_help()
+            if pending is not None:
+                g = GaugeMetricFamily(_name("help_images_pending"), "Help images received but not yet "
+                                      "used by a trained model.")
+                g.add_metric([], pending)
+                yield g
+
+    def _rq_job_age(self, head, now: float) -> float:
+        if not head or isinstance(head, Exception):
+            return 0.0
+        job_id = head.decode() if isinstance(head, bytes) else head
+        raw = self.conn.hget(f"rq:job:{job_id}", "enqueued_at")
+        if not raw:
+            return 0.0
+        from datetime import datetime, timezone
+
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        try:
+            stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return 0.0
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=timezone.utc)
+        return max(0.0, now - stamp.timestamp())
+
+    def _count_predict_workers(self, names) -> int:
+        if not names or isinstance(names, Exception):
+            return 0
+        pipe = self.conn.pipeline(transaction=False)
+        for name in names:
+            pipe.hget(p.WORKER_KEY.format(name.decode() if isinstance(name, bytes) else name), "role")
+        return sum(1 for role in pipe.execute() if role in (b"predict", "predict"))
+
+
+# -- exposition ---------------------------------------------------------------
+def registry_for_exposition(multiproc_dir: str = "", extra: tuple[Collector, ...] = ()) -> CollectorRegistry:
+    """The registry a /metrics handler renders: this process's, or every process's in multiprocess mode."""
+    if multiproc_dir:
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=multiproc_dir)
+    else:
+        registry = CollectorRegistry()
+        registry.register(_Delegate(REGISTRY))
+    for collector in extra:
+        registry.register(collector)
+    return registry
+
+
+class _Delegate(Collector):
+    """Lets a per-app registry include the process-wide default one without re-registering its metrics."""
+
+    def __init__(self, inner: CollectorRegistry):
+        self.inner = inner
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        return self.inner.collect()
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
+
+
+def serve(port: int, addr: str = "0.0.0.0") -> int:
+    """Start a worker's /metrics HTTP server in a daemon thread; return the port (0 picks a free one)."""
+    server, _ = start_http_server(port, addr=addr)
+    return server.server_address[1]
+
+
+def retrain_summary(result) -> tuple[str, float | None, float | None, int | None] | None:
+    """(outcome, candidate accuracy, production accuracy, help images) from a retrain job's return value.
+
+    The job returns a dict; ``outcome`` (promoted/rejected) or ``promoted``
+    (bool) says what happened. Anything else (e.g. a coalesced no-op)
+    returns None and is not counted as a run.
+    """
+    if not isinstance(result, dict):
+        return None
+    outcome = result.get("outcome")
+    if outcome not in RETRAIN_OUTCOMES:
+        promoted = result.get("promoted")
+        if not isinstance(promoted, bool):
+            return None
+        outcome = "promoted" if promoted else "rejected"
+
+    def number(*keys):
+        for key in keys:
+            value = result.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return value
+        return None
+
+    help_images = number("help_images", "n_help_images", "n_help_train")
+    return (outcome, number("candidate_accuracy", "candidate_acc"),
+            number("production_accuracy", "production_acc"),
+            None if help_images is None else int(help_images))

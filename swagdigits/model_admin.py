@@ -1,0 +1,103 @@
+"""Operator commands for the model lifecycle: ``model promote|rollback`` and ``retrain``.
+
+They change the same store the workers load from and announce the change on
+Redis, so every running predict worker swaps within a second; they live here
+(registered by ``swagdigits.cli``) to keep the CLI module small.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from shared.config import Config
+
+
+def register_model_actions(model_sub) -> None:
+    promote = model_sub.add_parser("promote", help="make a version production, in every worker")
+    promote.add_argument("model_id")
+    promote.set_defaults(func=_promote)
+    model_sub.add_parser("rollback", help="re-promote the most recently retired version").set_defaults(
+        func=_rollback)
+
+
+def register(sub) -> None:
+    retrain = sub.add_parser("retrain", help="retrain on shipped digits + help data (queued, coalesced)")
+    retrain.add_argument("--wait", action="store_true", help="wait for the retrain worker's verdict")
+    retrain.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits (default 600)")
+    retrain.add_argument("--in-process", action="store_true",
+                         help="train here instead of queueing for the retrain worker")
+    retrain.set_defaults(func=_retrain)
+
+
+def _connect(config: Config):
+    from shared.redis_conn import connect
+
+    return connect(config.redis_url)
+
+
+def _promote(args, config: Config) -> int:
+    from shared import model_events
+    from shared.model_store import ModelRegistry, ModelStoreError
+    from shared.push import Pusher
+
+    try:
+        previous = model_events.promote_and_announce(
+            ModelRegistry(config.model_dir), _connect(config), args.model_id,
+            reason="swagdigits model promote", pusher=Pusher(config.redis_url))
+    except ModelStoreError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"model {args.model_id} is production (was {previous})")
+    return 0
+
+
+def _rollback(args, config: Config) -> int:
+    from shared import model_events
+    from shared.model_store import ModelRegistry, ModelStoreError
+    from shared.push import Pusher
+
+    try:
+        model_id, previous = model_events.rollback_and_announce(
+            ModelRegistry(config.model_dir), _connect(config), pusher=Pusher(config.redis_url))
+    except ModelStoreError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"rolled back: model {model_id} is production (was {previous})")
+    return 0
+
+
+def _retrain(args, config: Config) -> int:
+    conn = _connect(config)
+    if args.in_process:
+        from shared.help_store import HelpStore
+        from shared.model_store import ModelRegistry
+        from shared.push import Pusher
+        from workers.retrain_job import retrain
+
+        result = retrain(config, conn, ModelRegistry(config.model_dir), HelpStore(config.help_dir, conn),
+                         reason="swagdigits retrain --in-process", pusher=Pusher(config.redis_url))
+        print(json.dumps(result, indent=2))
+        return 0
+    from rq.job import Job, JobStatus
+
+    from shared import retrain_trigger
+
+    requested = retrain_trigger.request_retrain(conn, reason="swagdigits retrain")
+    print(f"retrain job {requested.job_id} "
+          f"{'queued' if requested.queued else 'already waiting; this request joined it'}")
+    if not args.wait:
+        return 0
+    deadline = time.monotonic() + args.timeout
+    job = Job.fetch(requested.job_id, connection=conn)
+    while time.monotonic() < deadline:
+        status = job.get_status(refresh=True)
+        if status == JobStatus.FINISHED:
+            print(json.dumps(job.return_value(refresh=True), indent=2))
+            return 0
+        if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+            print(f"retrain job {job.id} {status}", file=sys.stderr)
+            return 1
+        time.sleep(0.5)
+    print(f"retrain job {job.id} still {job.get_status()} after {args.timeout:g}s", file=sys.stderr)
+    return 1

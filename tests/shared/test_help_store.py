@@ -1,0 +1,116 @@
+"""The help store against a real redis-server: atomic files, one copy per image, shared counts."""
+import hashlib
+import json
+import threading
+
+import pytest
+
+from shared import protocol as p
+from shared.help_store import HelpStore, is_holdout
+from tests.drawings import digit_png
+
+
+@pytest.fixture
+def store(tmp_path, redis_conn):
+    return HelpStore(tmp_path / "help", redis_conn)
+
+
+def test_an_image_is_stored_under_its_label_with_metadata(store):
+    image = digit_png(3)
+    added = store.add(image, 3, predicted=5, model_version="v1", job_id="a" * 32, client="203.0.113.9")
+    assert added.created and added.pending == 1
+    png = store.root / "3" / f"{added.id}.png"
+    assert png.read_bytes() == image
+    meta = json.loads(png.with_suffix(".json").read_text())
+    assert meta["sha256"] == hashlib.sha256(image).hexdigest()
+    assert (meta["label"], meta["predicted"], meta["model_version"]) == (3, 5, "v1")
+    assert meta["received_at"] and meta["client"]
+    assert "203.0.113.9" not in png.with_suffix(".json").read_text()
+
+
+def test_the_same_image_is_kept_once_even_with_another_label(store):
+    image = digit_png(7)
+    first = store.add(image, 7)
+    again = store.add(image, 7)
+    other = store.add(image, 1)
+    assert first.created and not again.created and not other.created
+    assert first.id == again.id == other.id and other.label == 7
+    assert [e.id for e in store.entries()] == [first.id]
+    assert store.pending() == 1
+
+
+def test_client_hashes_are_stable_per_address_and_differ_between_addresses(store):
+    a = store.add(digit_png(1), 1, client="198.51.100.1")
+    b = store.add(digit_png(2), 2, client="198.51.100.1")
+    c = store.add(digit_png(4), 4, client="198.51.100.2")
+    meta = {x.id: json.loads((store.root / str(x.label) / f"{x.id}.json").read_text())["client"]
+            for x in (a, b, c)}
+    assert meta[a.id] == meta[b.id] != meta[c.id]
+
+
+def test_twenty_concurrent_senders_store_every_image_once_and_no_partial_file(tmp_path, redis_server):
+    import redis
+
+    images = [digit_png(d, brush=8 + i) for i in range(10) for d in range(10)]   # 100 distinct
+    barrier = threading.Barrier(20)
+    results, errors = [], []
+
+    def client(n):
+        conn = redis.Redis.from_url(redis_server.url)
+        store = HelpStore(tmp_path / "help", conn)   # its own "web process"
+        barrier.wait()
+        try:
+            for i in range(n % 5, len(images), 4):    # overlapping shares: many duplicates
+                results.append(store.add(images[i], i % 10, client=f"10.0.0.{n}"))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    created = [r for r in results if r.created]
+    assert len(created) == len({r.id for r in results}) == len(images)
+    files = sorted(f.name for f in (tmp_path / "help").rglob("*") if f.is_file())
+    assert not [f for f in files if f.endswith(".tmp")]
+    pngs = list((tmp_path / "help").rglob("*.png"))
+    assert len(pngs) == len(images)
+    assert {png.read_bytes() for png in pngs} == set(images)
+    assert sorted(r.pending for r in created) == list(range(1, len(images) + 1))
+    redis.Redis.from_url(redis_server.url).flushdb()
+
+
+def test_pending_counts_images_since_the_last_retraining(store):
+    for d in range(4):
+        store.add(digit_png(d), d)
+    assert store.pending() == 4
+    store.mark_trained(3)
+    assert store.pending() == 1
+    store.mark_trained(2)       # an older, slower retraining finishing late changes nothing
+    assert store.pending() == 1
+    assert store.add(digit_png(9), 9).pending == 2
+
+
+def test_a_lost_total_is_rebuilt_from_the_files(store, redis_conn):
+    for d in range(3):
+        store.add(digit_png(d), d)
+    redis_conn.delete(p.HELP_TOTAL_KEY, p.HELP_TRAINED_KEY)
+    assert store.pending() == 3
+    assert store.add(digit_png(5), 5).pending == 4
+
+
+def test_the_held_back_share_is_fixed_by_the_hash():
+    hashes = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(4000)]
+    held = [h for h in hashes if is_holdout(h, 0.1)]
+    assert 320 < len(held) < 480
+    assert held == [h for h in hashes if is_holdout(h, 0.1)]
+    assert not any(is_holdout(h, 0.0) for h in hashes)
+
+
+def test_bad_labels_are_refused_before_anything_is_written(store):
+    for label in (10, -1, True, "3"):
+        with pytest.raises(ValueError):
+            store.add(digit_png(3), label)
+    assert not store.root.exists() or not list(store.root.rglob("*.png"))

@@ -1,0 +1,103 @@
+"""POST /helpdata through the Flask test client (fakeredis): validation, storage, trigger."""
+import base64
+import io
+
+import pytest
+from rq import Queue
+
+from shared import protocol as p
+from tests.drawings import digit_png
+
+
+def _data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def _files(help_dir):
+    return sorted(f for f in help_dir.rglob("*") if f.is_file() and f.suffix in (".png", ".json"))
+
+
+def test_a_labelled_drawing_is_stored_and_counted(client, web_config):
+    res = client.post("/helpdata", json={"image": _data_url(digit_png(4)), "label": 4, "predicted": 9})
+    assert res.status_code == 201, res.json
+    body = res.json
+    assert body["pending"] == 1 and len(body["id"]) == 32 and body["duplicate"] is False
+    assert (web_config.help_dir / "4" / f"{body['id']}.png").read_bytes() == digit_png(4)
+    assert client.get("/helpdata").json["pending"] == 1
+
+
+def test_multipart_with_a_label_field_works(client, web_config):
+    res = client.post("/helpdata", data={"label": "2", "file": (io.BytesIO(digit_png(2)), "d.png")},
+                      content_type="multipart/form-data")
+    assert res.status_code == 201, res.json
+    assert (web_config.help_dir / "2" / f"{res.json['id']}.png").exists()
+
+
+def test_the_same_drawing_twice_is_kept_once(client, web_config):
+    first = client.post("/helpdata", json={"image": _data_url(digit_png(8)), "label": 8})
+    second = client.post("/helpdata", json={"image": _data_url(digit_png(8)), "label": 8})
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert second.json["duplicate"] is True and second.json["id"] == first.json["id"]
+    assert second.json["pending"] == 1
+    assert len(list(web_config.help_dir.rglob("*.png"))) == 1
+
+
+@pytest.mark.parametrize("label", [None, 10, -1, 3.5, "seven", True, [1], "12"])
+def test_bad_labels_are_refused_and_nothing_is_written(client, web_config, label):
+    body = {"image": _data_url(digit_png(1))}
+    if label is not None:
+        body["label"] = label
+    res = client.post("/helpdata", json=body)
+    assert res.status_code == 400 and "label" in res.json["error"]
+    assert _files(web_config.help_dir) == []
+
+
+@pytest.mark.parametrize("image, status", [
+    ("not base64!!", 400),
+    (base64.b64encode(b"GIF89a" + b"\0" * 40).decode(), 415),
+    (base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 10).decode(), 415),
+    ("data:image/png;base64,", 400),
+    ("A" * 400_000, 413),
+])
+def test_bad_images_are_refused_and_nothing_is_written(client, web_config, image, status):
+    res = client.post("/helpdata", json={"image": image, "label": 1})
+    assert res.status_code == status, res.json
+    assert res.json["status"] == status
+    assert _files(web_config.help_dir) == []
+
+
+def test_other_bad_requests_are_4xx_json(client):
+    assert client.post("/helpdata", data="label=1", content_type="text/plain").status_code == 415
+    assert client.post("/helpdata", data="{", content_type="application/json").status_code == 400
+    res = client.post("/helpdata", json={"image": _data_url(digit_png(1)), "label": 1, "job_id": "../x"})
+    assert res.status_code == 400
+
+
+def test_the_prediction_and_version_come_from_the_job_when_given(client, app, web_config):
+    import json
+
+    s = app.extensions["swagdigits"]
+    job_id = "b" * 32
+    s.conn.hset(p.JOB_KEY.format(job_id), mapping={"state": p.FINISHED, "result": json.dumps(
+        {"job_id": job_id, "digit": 6, "probabilities": [0.1] * 10, "model_version": "model-x"})})
+    res = client.post("/helpdata", json={"image": _data_url(digit_png(5)), "label": 5, "predicted": 1,
+                                         "job_id": job_id})
+    meta = json.loads((web_config.help_dir / "5" / f"{res.json['id']}.json").read_text())
+    assert (meta["predicted"], meta["model_version"], meta["job_id"]) == (6, "model-x", job_id)
+
+
+def test_reaching_the_threshold_queues_exactly_one_retrain(app, fake_conn, web_config):
+    from dataclasses import replace
+
+    s = app.extensions["swagdigits"]
+    s.config = replace(web_config, retrain_threshold=3)
+    client = app.test_client()
+    job_ids = []
+    for i, d in enumerate([0, 1, 2, 3, 4]):
+        res = client.post("/helpdata", json={"image": _data_url(digit_png(d)), "label": d})
+        assert res.status_code == 201
+        job_ids.append(res.json.get("retrain_job_id"))
+    assert job_ids[:2] == [None, None] and job_ids[2] and job_ids[3:] == [None, None]
+    queue = Queue(p.RETRAIN_QUEUE, connection=fake_conn)
+    assert queue.job_ids == [job_ids[2]]
+    assert queue.fetch_job(job_ids[2]).func_name == p.RETRAIN_JOB_FUNC

@@ -1,0 +1,124 @@
+"""GET /api/models and the operator routes, over a real (trained) model store and fakeredis."""
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+from rq import Queue
+
+from shared import protocol as p
+from shared.model_store import ModelRegistry
+from web import create_app
+from web.services import Services
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def store_config(web_config, model_dir):
+    return replace(web_config, model_dir=model_dir, admin_token=TOKEN)
+
+
+@pytest.fixture
+def admin_client(store_config, fake_conn):
+    app = create_app(store_config, services=Services.connect(store_config, conn=fake_conn))
+    app.testing = True
+    return app.test_client()
+
+
+def _second_model(model_dir):
+    """A second version (the fixture's estimator re-published: no training needed)."""
+    registry = ModelRegistry(model_dir)
+    current = registry.load_production()
+    return registry.publish(current.estimator, {**current.metadata, "source": "test copy"})
+
+
+def _next_event(pubsub, tries=20):
+    for _ in range(tries):
+        message = pubsub.get_message(timeout=0.05)
+        if message:
+            return json.loads(message["data"])
+    raise AssertionError("no model event published")
+
+
+def test_models_are_listed_with_state_metrics_and_which_is_live(admin_client, model_dir, fake_conn):
+    production = ModelRegistry(model_dir).production_id()
+    fake_conn.zadd(p.WORKERS_KEY, {"w1": __import__("time").time()})
+    fake_conn.hset(p.WORKER_KEY.format("w1"), mapping={"role": "predict", "model_version": production})
+    body = admin_client.get("/api/models").json
+    assert body["production"] == production and body["serving"] == {production: 1}
+    [model] = body["models"]
+    assert model["state"] == "production" and model["live"] is True
+    assert 0.9 < model["metadata"]["holdout_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("method, path", [("post", "/api/retrain"), ("post", "/api/models/rollback"),
+                                          ("post", "/api/models/abc/promote")])
+def test_operator_routes_are_off_without_a_configured_token(client, method, path):
+    res = getattr(client, method)(path, headers=AUTH)
+    assert res.status_code == 403 and "SWAGDIGITS_ADMIN_TOKEN" in res.json["error"]
+
+
+def test_operator_routes_need_the_right_bearer_token(admin_client):
+    missing = admin_client.post("/api/retrain")
+    assert missing.status_code == 401 and missing.headers["WWW-Authenticate"].startswith("Bearer")
+    wrong = admin_client.post("/api/retrain", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 403 and wrong.json["error"] == "wrong admin token"
+    assert admin_client.post("/api/retrain", headers=AUTH).status_code == 202
+
+
+def test_retrain_requests_coalesce_into_one_waiting_job(admin_client, fake_conn):
+    answers = [admin_client.post("/api/retrain", headers=AUTH).json for _ in range(5)]
+    assert [a["queued"] for a in answers] == [True, False, False, False, False]
+    assert {a["job_id"] for a in answers} == {answers[0]["job_id"]}
+    assert Queue(p.RETRAIN_QUEUE, connection=fake_conn).count == 1
+
+
+def test_promote_and_rollback_change_the_store_and_tell_the_workers(admin_client, model_dir, fake_conn):
+    registry = ModelRegistry(model_dir)
+    first = registry.production_id()
+    second = _second_model(model_dir)
+    pubsub = fake_conn.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(p.MODEL_EVENTS_CHANNEL)
+
+    res = admin_client.post(f"/api/models/{second}/promote", headers=AUTH)
+    assert res.status_code == 200 and res.json == {"production": second, "previous": first}
+    assert registry.production_id() == second
+    assert _next_event(pubsub)["model_version"] == second
+
+    res = admin_client.post("/api/models/rollback", headers=AUTH)
+    assert res.json == {"production": first, "previous": second}
+    assert registry.production_id() == first
+    states = {m["model_id"]: m["state"] for m in admin_client.get("/api/models").json["models"]}
+    assert states == {first: "production", second: "retired"}
+    assert _next_event(pubsub)["model_version"] == first
+
+
+def test_unknown_models_and_nothing_to_roll_back_are_4xx(admin_client):
+    assert admin_client.post("/api/models/no-such-model/promote", headers=AUTH).status_code == 404
+    assert admin_client.post("/api/models/..%2Fetc/promote", headers=AUTH).status_code == 404
+    res = admin_client.post("/api/models/rollback", headers=AUTH)
+    assert res.status_code == 409 and "no retired model" in res.json["error"]
+
+
+def test_listing_and_promoting_never_import_scikit_learn(model_dir, tmp_path):
+    """The web tier's memory budget: GET /api/models and promote must stay sklearn-free."""
+    second = _second_model(model_dir)
+    script = f"""
+import sys, fakeredis
+from shared.config import Config
+from web import create_app
+from web.services import Services
+config = Config.from_env({{}}, model_dir={str(model_dir)!r}, help_dir={str(tmp_path / 'h')!r},
+                         admin_token="t")
+app = create_app(config, services=Services.connect(config, conn=fakeredis.FakeRedis()))
+c = app.test_client()
+assert c.get("/api/models").status_code == 200
+assert c.post("/api/models/{second}/promote", headers={{"Authorization": "Bearer t"}}).status_code == 200
+print("sklearn" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"

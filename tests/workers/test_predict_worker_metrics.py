@@ -1,0 +1,62 @@
+"""The predict worker's own /metrics: real redis-server, real model, real HTTP scrape."""
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from shared.job_queue import PredictQueue
+from shared.model_store import ModelRegistry
+from tests.drawings import digit_png
+from workers.predict_worker import PredictWorker
+
+
+def scrape(port) -> dict:
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+@pytest.fixture(scope="module")
+def metrics_port():
+    from shared import metrics
+    return metrics.serve(0, addr="127.0.0.1")
+
+
+@pytest.fixture
+def worker(config, redis_conn):
+    w = PredictWorker(config, redis_conn, ModelRegistry(config.model_dir), None, name="w-metrics")
+    w.load_model()
+    return w
+
+
+def test_a_batch_shows_up_in_the_scrape(worker, redis_conn, metrics_port):
+    before = scrape(metrics_port)
+    queue = PredictQueue(redis_conn)
+    queue.submit(digit_png(7), limit=10)
+    queue.submit(digit_png(5)[:200], limit=10)  # corrupt: fails alone
+    assert worker.run_once(block_ms=100) == 2
+    after = scrape(metrics_port)
+
+    def delta(name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert delta("swagdigits_predictions_total", digit="7") == 1
+    assert delta("swagdigits_prediction_jobs_failed_total", reason="bad_image") == 1
+    assert delta("swagdigits_prediction_end_to_end_seconds_count") == 2
+    assert delta("swagdigits_prediction_queue_wait_seconds_count") == 2
+    assert delta("swagdigits_prediction_confidence_ratio_count") == 1
+    assert after[("swagdigits_last_predicted_digit", ())] == 7
+    assert after[("swagdigits_model_info", (("version", worker.holder.version),))] == 1
+
+
+def test_a_refused_model_is_counted_and_the_old_one_keeps_its_info(worker, metrics_port, monkeypatch):
+    from shared.model_store import ModelStoreError
+
+    before = scrape(metrics_port)
+    monkeypatch.setattr(worker.registry, "production_id", lambda: "other-version")
+    monkeypatch.setattr(worker.registry, "load", lambda _id: (_ for _ in ()).throw(ModelStoreError("bad sha")))
+    assert worker.refresh_model() is False
+    after = scrape(metrics_port)
+    assert after[("swagdigits_model_swap_failures_total", ())] - before.get(
+        ("swagdigits_model_swap_failures_total", ()), 0) == 1
+    assert after[("swagdigits_model_info", (("version", worker.holder.version),))] == 1

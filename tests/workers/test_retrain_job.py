@@ -1,0 +1,155 @@
+"""The retraining job in-process, against a real redis-server and a real model store."""
+import json
+import threading
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from rq import Queue
+
+from shared import protocol as p
+from shared import retrain_trigger, training
+from shared.help_store import HelpStore
+from shared.model_store import REJECTED, ModelRegistry
+from tests.drawings import digit_png
+from workers import retrain_job
+
+
+class RecordingPusher:
+    def __init__(self):
+        self.events = []
+
+    def emit(self, event, data, room=None):
+        self.events.append((event, data, room))
+
+
+@pytest.fixture
+def help_store(config, redis_conn):
+    store = HelpStore(config.help_dir, redis_conn)
+    for brush in (12, 16, 20, 24):
+        for d in range(10):
+            store.add(digit_png(d, brush=brush), d)
+    return store
+
+
+def _events(redis_conn):
+    pubsub = redis_conn.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(p.MODEL_EVENTS_CHANNEL)
+    pubsub.get_message(timeout=0.5)
+    return pubsub
+
+
+def test_a_good_candidate_is_versioned_promoted_and_announced(config, redis_conn, help_store):
+    registry = ModelRegistry(config.model_dir)
+    parent = registry.production_id()
+    events, pusher = _events(redis_conn), RecordingPusher()
+    result = retrain_job.retrain(config, redis_conn, registry, help_store, reason="test", pusher=pusher)
+
+    assert result["outcome"] == "promoted", result
+    new = result["model_id"]
+    assert registry.production_id() == new and new != parent
+    meta = registry.info(new)["extra"]
+    assert meta["parent"] == parent and meta["gate"]["passed"] is True
+    assert meta["n_help_images"] + meta["n_help_holdout"] == 40 and meta["n_help_images"] > 0
+    assert meta["n_holdout"] == meta["n_help_holdout"] + len(training.shipped_digits()[1].y)
+    assert set(meta["libraries"]) >= {"scikit-learn", "numpy"}
+    assert meta["production_scores"]["eval_accuracy"] > 0.5
+    message = events.get_message(timeout=2)
+    assert json.loads(message["data"])["model_version"] == new
+    assert pusher.events == [(p.EVENT_MODEL_CHANGED, {"model_version": new, "previous": parent}, None)]
+    assert help_store.pending() == 0
+    assert retrain_trigger.status(redis_conn) == {"waiting": None, "running": None}
+
+
+def test_a_worse_candidate_is_rejected_kept_and_production_stays(config, redis_conn, help_store, monkeypatch):
+    from sklearn.dummy import DummyClassifier
+
+    def bad_fit(train):  # always answers the most common digit: far worse than production
+        return DummyClassifier(strategy="most_frequent").fit(train.X, train.y)
+
+    monkeypatch.setattr(training, "fit", bad_fit)
+    registry = ModelRegistry(config.model_dir)
+    production = registry.production_id()
+    result = retrain_job.retrain(config, redis_conn, registry, help_store, reason="test")
+
+    assert result["outcome"] == "rejected"
+    assert registry.production_id() == production
+    rejected = result["model_id"]
+    assert REJECTED in [m.states for m in registry.list() if m.model_id == rejected][0]
+    gate = registry.info(rejected)["extra"]["gate"]
+    assert gate["passed"] is False and "<" in gate["reason"]
+    assert help_store.pending() == 0, "a rejected run still used the help data"
+
+
+def test_held_back_help_images_are_never_trained_on(config, help_store):
+    from shared.image_input import ImageLimits
+
+    limits = ImageLimits.from_config(config)
+    data = retrain_job.load_help(help_store.entries(), 0.5, limits)
+    assert len(data.train.y) + len(data.holdout.y) == 40 and len(data.holdout.y) > 5
+    train_rows = {r.tobytes() for r in data.train.X}
+    assert not any(r.tobytes() in train_rows for r in data.holdout.X)
+    again = retrain_job.load_help(help_store.entries(), 0.5, limits)
+    assert np.array_equal(again.holdout.X, data.holdout.X), "the split must never change"
+
+
+@pytest.mark.parametrize("candidate, production, tolerance, passed", [
+    (0.95, 0.95, 0.0, True), (0.948, 0.95, 0.005, True), (0.94, 0.95, 0.005, False), (0.5, None, 0.0, True)])
+def test_the_gate(candidate, production, tolerance, passed):
+    assert retrain_job.gate(candidate, production, tolerance)[0] is passed
+
+
+def test_concurrent_requests_coalesce_into_one_waiting_job(redis_conn):
+    barrier = threading.Barrier(16)
+    answers = []
+
+    def trigger():
+        barrier.wait()
+        answers.append(retrain_trigger.request_retrain(redis_conn, reason="burst"))
+
+    threads = [threading.Thread(target=trigger) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({a.job_id for a in answers}) == 1 and sum(a.queued for a in answers) == 1
+    assert Queue(p.RETRAIN_QUEUE, connection=redis_conn).count == 1
+
+
+def test_one_running_and_one_waiting_however_many_requests(redis_conn):
+    first = retrain_trigger.request_retrain(redis_conn, reason="a")
+    with retrain_trigger.running_slot(redis_conn, first.job_id):
+        # first is training now: new requests make exactly one more job wait.
+        follow_ups = {retrain_trigger.request_retrain(redis_conn, reason="b").job_id for _ in range(5)}
+        assert len(follow_ups) == 1 and first.job_id not in follow_ups
+        assert retrain_trigger.status(redis_conn) == {"waiting": follow_ups.pop(), "running": first.job_id}
+    assert retrain_trigger.status(redis_conn)["running"] is None
+
+
+def test_a_waiting_marker_whose_job_ended_is_replaced(redis_conn):
+    first = retrain_trigger.request_retrain(redis_conn, reason="a")
+    Queue(p.RETRAIN_QUEUE, connection=redis_conn).fetch_job(first.job_id).delete()
+    redis_conn.expire(p.RETRAIN_WAITING_KEY, 60)   # old enough not to be "being enqueued"
+    second = retrain_trigger.request_retrain(redis_conn, reason="b")
+    assert second.queued and second.job_id != first.job_id
+
+
+def test_the_threshold_rule_fires_once_per_threshold():
+    fired = [n for n in range(1, 350) if retrain_trigger.should_trigger(n, 100)]
+    assert fired == [100, 200, 300]
+    assert not any(retrain_trigger.should_trigger(n, 0) for n in range(1, 50))
+
+
+def test_the_retrain_worker_lowers_its_priority(monkeypatch):
+    from workers import retrain_worker
+
+    calls = []
+    monkeypatch.setattr(retrain_worker.os, "nice", lambda inc: calls.append(inc) or 10 + inc)
+    assert retrain_worker.lower_priority(7) == 17 and calls == [7]
+
+
+def test_tolerance_comes_from_the_config(config, redis_conn, help_store, monkeypatch):
+    monkeypatch.setattr(retrain_job, "gate", lambda c, prod, tol: (False, f"tolerance {tol}"))
+    result = retrain_job.retrain(replace(config, promotion_tolerance=0.25), redis_conn,
+                                 ModelRegistry(config.model_dir), help_store, reason="t")
+    assert result["reason"] == "tolerance 0.25"

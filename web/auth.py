@@ -1,0 +1,35 @@
+"""Bearer-token check for operator routes (retrain, promote, rollback).
+
+Off unless ``SWAGDIGITS_ADMIN_TOKEN`` is set: a service started without one
+cannot have its models changed over HTTP at all (403), rather than being open.
+The token is compared in constant time so response timing does not leak it.
+"""
+from __future__ import annotations
+
+import functools
+import hmac
+
+from flask import request
+
+from web.errors import ApiError
+from web.services import services
+
+
+def check_admin() -> None:
+    token = services().config.admin_token
+    if not token:
+        raise ApiError("operator routes are off: set SWAGDIGITS_ADMIN_TOKEN to use them", 403)
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise ApiError("send 'Authorization: Bearer <SWAGDIGITS_ADMIN_TOKEN>'", 401,
+                       {"WWW-Authenticate": 'Bearer realm="swagdigits"'})
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise ApiError("wrong admin token", 403)
+
+
+def admin_required(view):
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        check_admin()
+        return view(*args, **kwargs)
+    return wrapper

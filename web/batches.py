@@ -1,0 +1,118 @@
+"""Batch predictions over HTTP: submit many images at once, follow progress, fetch results."""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import datetime, timezone
+
+from flask import Blueprint, Response, jsonify, request, url_for
+from flask_socketio import join_room
+
+from shared import protocol as p
+from shared.batch_queue import BatchQueue
+from shared.image_input import ImageRejected, bytes_from_text, inspect
+from web.errors import ApiError
+from web.services import services
+from web.sockets import socketio
+from web.uploads import json_body
+
+bp = Blueprint("batches", __name__, url_prefix="/api/batches")
+
+_BATCH_ID = re.compile(r"^[0-9a-f]{32}$")
+CSV_COLUMNS = ["index", "digit", *[f"p{d}" for d in range(10)], "model_version", "error"]
+
+
+def batch_queue() -> BatchQueue:
+    s = services()
+    return BatchQueue(s.conn, s.config.batch_chunk_size, s.config.batch_ttl)
+
+
+@bp.post("")
+def submit():
+    s = services()
+    request.max_content_length = s.config.batch_max_bytes
+    request.max_form_parts = s.config.batch_max_images + 10
+    raw = _raw_items()
+    if not raw:
+        raise ApiError("a batch needs at least one image", 400)
+    if len(raw) > s.config.batch_max_images:
+        raise ApiError(f"batch has {len(raw)} images; at most {s.config.batch_max_images} are accepted", 413)
+    items = [_validated(item) for item in raw]
+    batch_id, expires_at = batch_queue().submit(items)
+    status_url = url_for("batches.status", batch_id=batch_id)
+    response = jsonify({"batch_id": batch_id, "size": len(items), "status_url": status_url,
+                        "invalid": sum(isinstance(i, str) for i in items),
+                        "expires_at": _iso(expires_at)})
+    response.status_code = 202
+    response.headers["Location"] = status_url
+    return response
+
+
+@bp.get("/<batch_id>")
+def status(batch_id: str):
+    queue = batch_queue()
+    progress = queue.progress(batch_id) if _BATCH_ID.match(batch_id) else None
+    if progress is None:
+        raise ApiError("no such batch (unknown id, or its results expired)", 404)
+    finished = progress.state == p.FINISHED
+    results = queue.results(batch_id) if finished else None
+    if request.args.get("format") == "csv":
+        if not finished:
+            raise ApiError(f"batch is {progress.state} ({progress.done}/{progress.total}); "
+                           "CSV is available once it has finished", 409)
+        return Response(_csv(results), mimetype="text/csv",
+                        headers={"Content-Disposition": f"attachment; filename=batch-{batch_id}.csv"})
+    body = {"batch_id": batch_id, "state": progress.state, "done": progress.done,
+            "total": progress.total, "expires_at": _iso(queue.expires_at(batch_id))}
+    if finished:
+        body["results"] = results
+    return jsonify(body)
+
+
+@socketio.on(p.EVENT_SUBSCRIBE_BATCH)
+def subscribe(data):
+    """Join a batch's room to receive its progress events; answers the current progress."""
+    batch_id = data.get("batch_id", "") if isinstance(data, dict) else ""
+    if not _BATCH_ID.match(str(batch_id)):
+        return {"error": "batch_id must be a batch id"}
+    join_room(p.BATCH_ROOM.format(batch_id))
+    progress = batch_queue().progress(batch_id)
+    return progress.__dict__ if progress else {"error": "no such batch"}
+
+
+def _raw_items() -> list:
+    """Images as sent, in order: base64 strings from JSON, or bytes from file parts."""
+    if request.mimetype == "application/json":
+        images = json_body(request).get("images")
+        if not isinstance(images, list):
+            raise ApiError("JSON body needs an 'images' list of data URLs or base64 strings", 400)
+        return images
+    if request.mimetype == "multipart/form-data":
+        return [upload.read() for _, upload in request.files.items(multi=True)]
+    raise ApiError("send JSON {\"images\": [...]} or multipart/form-data with one file part per image", 415)
+
+
+def _validated(item) -> bytes | str:
+    """The image's bytes, or the reason it cannot be predicted (kept as that image's error)."""
+    limits = services().limits
+    try:
+        data = item if isinstance(item, bytes) else bytes_from_text(item, limits.max_bytes)
+        inspect(data, limits)
+        return data
+    except ImageRejected as exc:
+        return exc.message
+
+
+def _csv(results: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for r in results:
+        probs = r.get("probabilities") or [""] * 10
+        writer.writerow([r["index"], r.get("digit", ""), *probs, r.get("model_version", ""), r.get("error", "")])
+    return out.getvalue()
+
+
+def _iso(ts: int | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")

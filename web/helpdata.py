@@ -1,0 +1,86 @@
+"""POST /helpdata: a user's drawing with the label the model should have given.
+
+Validated like a prediction (header only, no decoding: the web tier stays
+light), stored once per distinct image by ``shared.help_store``, and counted;
+when the count of help images no retraining has seen reaches
+``SWAGDIGITS_RETRAIN_THRESHOLD``, a retraining is requested (coalesced).
+"""
+from __future__ import annotations
+
+import logging
+import re
+
+from flask import Blueprint, current_app, jsonify, request
+
+from shared import retrain_trigger
+from shared.help_store import HelpStore
+from web.errors import ApiError
+from web.services import services
+from web.uploads import image_from_request, json_body
+
+bp = Blueprint("helpdata", __name__)
+log = logging.getLogger(__name__)
+
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_DIGIT = re.compile(r"^[0-9]$")
+
+
+def help_store() -> HelpStore:
+    """One store per app (it holds a registered Lua script)."""
+    store = current_app.extensions.get("swagdigits_help_store")
+    if store is None:
+        s = services()
+        store = current_app.extensions["swagdigits_help_store"] = HelpStore(s.config.help_dir, s.conn)
+    return store
+
+
+@bp.post("/helpdata")
+def add_help():
+    s = services()
+    fields = _fields()
+    label = _digit(fields.get("label"), "label", required=True)
+    predicted = _digit(fields.get("predicted"), "predicted", required=False)
+    job_id = fields.get("job_id") or None
+    if job_id is not None and (not isinstance(job_id, str) or not _JOB_ID.match(job_id)):
+        raise ApiError("'job_id' must be the 32-hex id a prediction returned", 400)
+    image = image_from_request(request, s.limits)
+    model_version = None
+    if job_id:  # trust what the worker recorded over what the client says
+        result = (s.queue.status(job_id) or {}).get("result") or {}
+        model_version = result.get("model_version")
+        if "digit" in result:
+            predicted = int(result["digit"])
+    added = help_store().add(image, label, predicted=predicted, model_version=model_version,
+                             job_id=job_id, client=request.remote_addr or "")
+    body = {"id": added.id, "label": added.label, "pending": added.pending, "duplicate": not added.created}
+    if added.created and retrain_trigger.should_trigger(added.pending, s.config.retrain_threshold):
+        requested = retrain_trigger.request_retrain(s.conn, reason=f"{added.pending} new help images")
+        body["retrain_job_id"] = requested.job_id
+    return jsonify(body), (201 if added.created else 200)
+
+
+@bp.get("/helpdata")
+def help_summary():
+    store = help_store()
+    return jsonify({"pending": store.pending(), "threshold": services().config.retrain_threshold})
+
+
+def _fields() -> dict:
+    if request.mimetype == "application/json":
+        return json_body(request)
+    if request.mimetype == "multipart/form-data":
+        return request.form.to_dict()
+    raise ApiError("send JSON {\"image\", \"label\"} or multipart/form-data with 'file' and 'label'", 415)
+
+
+def _digit(value, name: str, required: bool) -> int | None:
+    """A digit 0-9 given as a JSON integer or (multipart) a one-digit string."""
+    if value is None or value == "":
+        if required:
+            raise ApiError(f"'{name}' is required: the digit 0-9 the drawing shows", 400)
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9:
+        return value
+    if isinstance(value, str) and _DIGIT.match(value.strip()):
+        return int(value.strip())
+    raise ApiError(f"'{name}' must be an integer 0-9", 400)

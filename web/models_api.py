@@ -1,0 +1,92 @@
+"""Model versions over HTTP: list them (anyone), retrain, promote, roll back (operators).
+
+Reads and state changes go through ``ModelRegistry``'s storage-only path, which
+never imports scikit-learn, so the web tier stays small. Loading a model is a
+worker's job: after a promotion the workers re-read the store, verify the
+artifact, smoke-test it and swap it in; a bad artifact is refused there and the
+previous model keeps serving.
+"""
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, current_app, jsonify
+
+from shared import heartbeat, model_events, retrain_trigger
+from shared.model_store import ModelRegistry, ModelStoreError
+from web.auth import admin_required
+from web.errors import ApiError
+from web.services import services
+
+bp = Blueprint("models_api", __name__, url_prefix="/api")
+
+_MODEL_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")
+
+
+class _SocketPusher:
+    """Emit through this process's Flask-SocketIO (its Redis message queue reaches every browser)."""
+
+    def emit(self, event: str, data: dict, room: str | None = None) -> None:
+        from web.sockets import socketio
+
+        socketio.emit(event, data, to=room)
+
+
+def registry() -> ModelRegistry:
+    reg = current_app.extensions.get("swagdigits_registry")
+    if reg is None:
+        reg = current_app.extensions["swagdigits_registry"] = ModelRegistry(services().config.model_dir)
+    return reg
+
+
+@bp.get("/models")
+def list_models():
+    s = services()
+    reg = registry()
+    production = reg.production_id(missing_ok=True)
+    workers = heartbeat.live_workers(s.conn, s.config.worker_heartbeat, role="predict")
+    serving: dict[str, int] = {}
+    for w in workers:
+        if w.get("model_version"):
+            serving[w["model_version"]] = serving.get(w["model_version"], 0) + 1
+    models = []
+    for m in reg.list():
+        entry = m.as_dict()
+        entry["state"] = m.states[0] if m.states else "candidate"
+        entry["live"] = m.model_id == production
+        entry["workers_serving"] = serving.get(m.model_id, 0)
+        models.append(entry)
+    return jsonify({"production": production, "serving": serving, "models": models,
+                    "retrain": retrain_trigger.status(s.conn)})
+
+
+@bp.post("/retrain")
+@admin_required
+def retrain():
+    requested = retrain_trigger.request_retrain(services().conn, reason="POST /api/retrain")
+    return jsonify({"job_id": requested.job_id, "queued": requested.queued}), 202
+
+
+@bp.post("/models/<model_id>/promote")
+@admin_required
+def promote(model_id: str):
+    if not _MODEL_ID.match(model_id):
+        raise ApiError("no such model", 404)
+    try:
+        previous = model_events.promote_and_announce(registry(), services().conn, model_id,
+                                                     reason="POST /api/models/<id>/promote",
+                                                     pusher=_SocketPusher())
+    except ModelStoreError as exc:
+        raise ApiError(str(exc), 404) from None
+    return jsonify({"production": model_id, "previous": previous})
+
+
+@bp.post("/models/rollback")
+@admin_required
+def rollback():
+    try:
+        model_id, previous = model_events.rollback_and_announce(registry(), services().conn,
+                                                                pusher=_SocketPusher())
+    except ModelStoreError as exc:
+        raise ApiError(str(exc), 409) from None
+    return jsonify({"production": model_id, "previous": previous})

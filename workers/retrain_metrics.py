@@ -1,0 +1,47 @@
+"""An RQ worker that records every retrain run's outcome in the retrain worker's own /metrics.
+
+RQ runs each job in a forked work horse, so metrics the job itself set would
+vanish with the fork. The parent records them instead, after the horse ends,
+from what RQ stored in Redis: the job's return value (outcome and
+accuracies, see ``shared.metrics.retrain_summary``) or its failure. That
+also counts a horse killed by the OOM killer or a timeout as ``failed``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from rq import Worker
+from rq.job import JobStatus
+
+from shared import metrics
+
+log = logging.getLogger("swagdigits.retrain_worker")
+
+
+class MeteredWorker(Worker):
+    def execute_job(self, job, queue):
+        started = time.monotonic()
+        try:
+            return super().execute_job(job, queue)
+        finally:
+            record_job(job, time.monotonic() - started)
+
+
+def record_job(job, seconds: float) -> str | None:
+    """Count one finished retrain job; return the outcome recorded (None: not a retrain run)."""
+    try:
+        status = job.get_status(refresh=True)
+        if status == JobStatus.FINISHED:
+            summary = metrics.retrain_summary(job.return_value(refresh=True))
+            if summary is None:
+                return None
+            outcome, candidate, production, help_images = summary
+            metrics.record_retrain(outcome, seconds, candidate, production, help_images)
+            return outcome
+        if status in (JobStatus.FAILED, JobStatus.STOPPED):
+            metrics.record_retrain("failed", seconds)
+            return "failed"
+    except Exception:  # metrics must never take the worker down
+        log.exception("could not record metrics for job %s", job.id)
+    return None
