@@ -30,6 +30,7 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from shared import metrics
 from shared import protocol as p
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ def should_trigger(pending: int, threshold: int) -> bool:
 
 def request_retrain(conn: redis.Redis, reason: str) -> Requested:
     """Queue a retraining unless one is already waiting; return the job that will run."""
+    metrics.record_retrain_request()
     for _ in range(5):
         waiting = conn.get(p.RETRAIN_WAITING_KEY)
         if waiting:

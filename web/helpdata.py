@@ -12,7 +12,7 @@ import re
 
 from flask import Blueprint, current_app, jsonify, request
 
-from shared import retrain_trigger
+from shared import metrics, retrain_trigger
 from shared.help_store import HelpStore
 from web.errors import ApiError
 from web.services import services
@@ -52,6 +52,8 @@ def add_help():
             predicted = int(result["digit"])
     added = help_store().add(image, label, predicted=predicted, model_version=model_version,
                              job_id=job_id, client=request.remote_addr or "")
+    if added.created:
+        metrics.record_help_image()
     body = {"id": added.id, "label": added.label, "pending": added.pending, "duplicate": not added.created}
     if added.created and retrain_trigger.should_trigger(added.pending, s.config.retrain_threshold):
         requested = retrain_trigger.request_retrain(s.conn, reason=f"{added.pending} new help images")

@@ -53,19 +53,15 @@ class SocketClientsCollector(Collector):
 
 
 def _pending_help_reader(app: Flask):
-    """How many help images await training, if the help store can say so (None: do not export)."""
-    try:
-        from shared import help_store
-    except ImportError:
-        return None
-    counter = getattr(help_store, "pending_count", None)
-    if counter is None:
-        return None
+    """How many help images await training (the help store's Redis counters; None: unknown)."""
+    from shared.help_store import HelpStore
+
     s = app.extensions["swagdigits"]
+    store = HelpStore(s.config.help_dir, s.conn)
 
     def read() -> int | None:
         try:
-            return int(counter(s.conn, s.config))
+            return int(store.pending())
         except Exception as exc:  # never fail a scrape over it
             log.warning("metrics: could not count pending help images: %s", exc)
             return None

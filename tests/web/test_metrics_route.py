@@ -58,3 +58,19 @@ def test_connected_socketio_clients_are_counted(app, client):
     assert scrape(client)[("swagdigits_socketio_connected_clients", ())] == before + 1
     sio.disconnect()
     assert scrape(client)[("swagdigits_socketio_connected_clients", ())] == before
+
+
+def test_help_images_are_counted_and_pending_help_is_read_at_scrape_time(client):
+    import base64
+
+    from tests.drawings import digit_png
+
+    before = scrape(client)
+    image = "data:image/png;base64," + base64.b64encode(digit_png(3)).decode()
+    for _ in range(2):  # the second is a duplicate: stored once, counted once
+        res = client.post("/helpdata", json={"image": image, "label": 3})
+        assert res.status_code in (200, 201), res.get_data(as_text=True)
+    after = scrape(client)
+    assert after[("swagdigits_help_images_received_total", ())] - before.get(
+        ("swagdigits_help_images_received_total", ()), 0) == 1
+    assert after[("swagdigits_help_images_pending", ())] == 1
