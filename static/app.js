@@ -69,32 +69,38 @@ function emitLatest() {
   });
   clearTimeout(giveUp);
   giveUp = setTimeout(() => {
-    if (mine === latest && !mine.answered) answer(() => view.error("No answer arrived. Check your connection and draw again."));
+    if (mine === latest && !mine.answered) answer(() => view.error("No answer arrived. Check your connection and draw again."), false);
   }, GIVE_UP_MS);
 }
 
-function answer(render) {
+function answer(render, isResult) {
   latest.answered = true;
+  latest.gotResult = latest.gotResult || isResult;
   clearTimeout(giveUp);
   render();
 }
 
 // Route a pushed message to the latest drawing, hold it until the ack if it
-// came first, or drop it when it belongs to an older drawing.
-function route(msg, render) {
-  if (latest.answered || latest.sentAt === null) return;
-  if (msg.job_id && msg.job_id === latest.jobId) return answer(render);
-  if (!msg.job_id && msg.seq === latest.seq) return answer(render);
-  if (msg.job_id && latest.jobId === null && early.size < 32) early.set(msg.job_id, () => answer(render));
+// came first, or drop it when it belongs to an older drawing. A real answer
+// may still replace a timeout message; nothing replaces a real answer.
+function route(msg, isResult, render) {
+  if (latest.sentAt === null || latest.gotResult) return;
+  const forLatest = msg.job_id ? msg.job_id === latest.jobId : msg.seq === latest.seq;
+  if (forLatest) {
+    if (!isResult && latest.answered) return;
+    answer(render, isResult);
+  } else if (msg.job_id && latest.jobId === null && early.size < 32) {
+    early.set(msg.job_id, () => route(msg, isResult, render));
+  }
 }
 
 if (socket) {
-  socket.on("prediction", (result) => route(result, () => {
+  socket.on("prediction", (result) => route(result, true, () => {
     const rtt = performance.now() - latest.sentAt;
     view.done(result, rtt);
     view.box.dataset.renderedAt = performance.now().toFixed(3);
   }));
-  socket.on("prediction_error", (err) => route(err, () => view.error(err.error || "The drawing could not be read.")));
+  socket.on("prediction_error", (err) => route(err, false, () => view.error(err.error || "The drawing could not be read.")));
   socket.on("model_changed", (info) => {
     if (info && info.model_version) view.model.textContent = `${info.model_version} (new)`;
   });

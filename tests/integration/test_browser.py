@@ -1,0 +1,126 @@
+"""The drawing page in a real headless Chromium against a real stack.
+
+Needs Debian's chromium (``.ci/run`` installs it); skipped only where
+/usr/bin/chromium is missing. Screenshots go to test-artifacts/ (git-ignored)
+and their paths are printed.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import redis
+
+from shared import protocol as p
+from shared.push import Pusher
+from tests.page_driver import CHROMIUM, answer, draw_digit, launch, open_page, wait_for_new_answer
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
+]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        yield browser
+        browser.close()
+
+
+def screenshot(page, name: str) -> Path:
+    """Save a full-page screenshot once the bars and colours have finished moving."""
+    page.wait_for_function("""() => document.getAnimations().every(
+        a => a.playState !== 'running' || a.effect.getTiming().iterations === Infinity)""")
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+    return path
+
+
+def test_drawn_digits_are_recognised_and_pushed_back_to_the_page(stack, chromium):
+    stack.start("worker", "predict")
+    url = stack.start_web()
+    version = stack.wait_ready(url)["model_versions"][0]
+    page = open_page(chromium, url)
+    assert "websocket" in page.inner_text("#transport")
+
+    right, job_ids = [], set()
+    previous = None
+    for digit in range(10):
+        page.click("#clear")
+        assert answer(page)["state"] == "idle"
+        draw_digit(page, digit)
+        got = wait_for_new_answer(page, previous)
+        assert got["state"] == "done", got
+        assert got["modelVersion"] == version and float(got["rttMs"]) > 0
+        previous = got["jobId"]
+        job_ids.add(previous)
+        right.append(int(got["digit"]) == digit)
+        assert page.inner_text("#answer-message") == f"It's a {got['digit']}"
+    assert len(job_ids) == 10
+    assert sum(right) >= 8, f"recognised {right}"
+
+    # A correction goes to POST /helpdata and is acknowledged in words.
+    page.click("[data-correct='5']")
+    page.wait_for_selector("#feedback-status[data-state=received]", timeout=10_000)
+    assert "Thanks" in page.inner_text("#feedback-status")
+    assert page.errors == []
+    screenshot(page, "browser-wide")
+
+    phone = open_page(chromium, url, width=390, height=844)
+    draw_digit(phone, 3)
+    assert wait_for_new_answer(phone, None)["digit"] == "3"
+    width = phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways at phone width ({width}px)"
+    screenshot(phone, "browser-phone")
+
+
+def test_an_answer_for_an_older_drawing_never_replaces_the_newer_one(stack, chromium, config):
+    url = stack.start_web()   # no worker yet: drawings wait in the stream where we can see them
+    page = open_page(chromium, url)
+    conn = redis.Redis.from_url(config.redis_url)
+
+    def queued():
+        return [(f[b"id"].decode(), f[b"room"].decode()) for _, f in conn.xrange(p.PREDICT_STREAM)]
+
+    draw_digit(page, 1)
+    page.wait_for_selector("#prediction[data-state=pending]")
+    stack_wait(lambda: len(queued()) == 1)
+    page.click("#clear")
+    draw_digit(page, 7)
+    stack_wait(lambda: len(queued()) == 2)
+    (old_job, room), (new_job, room2) = queued()
+    assert room == room2 and room
+
+    stack.start("worker", "predict")
+    # The web tier may report a timeout first (the worker is still loading);
+    # the real answer, when it comes, replaces that message.
+    page.wait_for_selector("#prediction[data-state=done]", timeout=30_000)
+    got = answer(page)
+    assert got["jobId"] == new_job
+
+    # The older drawing's answer turns up late, then a model change we can see:
+    # events reach the page in order, so once the model line changes the stale
+    # answer has been handled.
+    stale = json.loads(conn.hget(p.JOB_KEY.format(old_job), "result"))
+    pusher = Pusher(config.redis_url)
+    pusher.emit(p.EVENT_PREDICTION, {**stale, "digit": 9}, room=room)
+    pusher.emit(p.EVENT_PREDICTION_ERROR, {"job_id": old_job, "error": "late", "status": 504}, room=room)
+    pusher.emit(p.EVENT_MODEL_CHANGED, {"model_version": "barrier"}, room=room)
+    page.wait_for_function("() => document.getElementById('model-version').textContent.includes('barrier')")
+    assert answer(page)["jobId"] == new_job and answer(page)["digit"] == got["digit"]
+    assert page.errors == []
+
+
+def stack_wait(check, timeout: float = 10.0) -> None:
+    from tests.integration.conftest import wait_for
+
+    wait_for(check, "queued drawings", timeout=timeout)
