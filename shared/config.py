@@ -83,6 +83,17 @@ SETTINGS: dict[str, Setting] = {
                                 "Images a worker predicts in one call when working through a batch."),
     "batch_ttl": Setting("SWAGDIGITS_BATCH_TTL", "86400", int,
                          "Seconds a batch's results stay readable after it was submitted."),
+    "rate_limit_predict": Setting("SWAGDIGITS_RATE_LIMIT_PREDICT", "600", int,
+                                  "Predictions (HTTP, Socket.IO, batch submissions) one client address "
+                                  "may make per rate-limit window (429 above); 0: no limit."),
+    "rate_limit_help": Setting("SWAGDIGITS_RATE_LIMIT_HELP", "60", int,
+                               "Help images one client address may send per rate-limit window "
+                               "(429 above); 0: no limit."),
+    "rate_limit_window": Setting("SWAGDIGITS_RATE_LIMIT_WINDOW", "60", int,
+                                 "Length of the rate-limit window, in seconds."),
+    "allowed_origins": Setting("SWAGDIGITS_ALLOWED_ORIGINS", "", str,
+                               "Comma-separated origins (https://host:port) whose pages may open "
+                               "Socket.IO connections; empty: the page's own origin only."),
 }
 
 
@@ -115,6 +126,10 @@ class Config:
     batch_max_bytes: int
     batch_chunk_size: int
     batch_ttl: int
+    rate_limit_predict: int
+    rate_limit_help: int
+    rate_limit_window: int
+    allowed_origins: str
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Config":
@@ -140,7 +155,8 @@ class Config:
     def check(self) -> None:
         for name in ("port", "web_threads", "result_ttl", "queue_limit", "max_batch",
                      "max_upload_bytes", "max_image_pixels", "max_image_side", "worker_heartbeat",
-                     "batch_max_images", "batch_max_bytes", "batch_chunk_size", "batch_ttl"):
+                     "batch_max_images", "batch_max_bytes", "batch_chunk_size", "batch_ttl",
+                     "rate_limit_window"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{SETTINGS[name].env} must be positive")
         if self.predict_timeout <= 0:
@@ -151,6 +167,9 @@ class Config:
             raise ConfigError(f"{SETTINGS['promotion_tolerance'].env} must be in [0, 1)")
         if not 0.0 <= self.help_holdout_share < 1.0:
             raise ConfigError(f"{SETTINGS['help_holdout_share'].env} must be in [0, 1)")
+        for name in ("rate_limit_predict", "rate_limit_help"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{SETTINGS[name].env} must be 0 or more")
         if not 0 <= self.retrain_nice <= 19:
             raise ConfigError(f"{SETTINGS['retrain_nice'].env} must be in 0..19")
 

@@ -32,6 +32,8 @@ REPLY_KEY = PREFIX + ":reply:{}"      # list: the result, pushed for a waiting H
 WORKERS_KEY = PREFIX + ":workers"     # sorted set: worker name -> last heartbeat (unix s)
 WORKER_KEY = PREFIX + ":worker:{}"    # hash: pid, role, model_version, metrics_port
 BOOTSTRAP_LOCK = PREFIX + ":lock:bootstrap-model"
+RATE_KEY = PREFIX + ":rate:{}:{}:{}"  # int (TTL): requests of kind, client hash, window number
+RATE_SALT_KEY = PREFIX + ":rate:salt"  # string: salt of the client-address hashes in RATE_KEY
 MODEL_EVENTS_CHANNEL = f"{PREFIX}:events:model"
 # Redis pub/sub channel Flask-SocketIO's message queue and shared.push agree on.
 SOCKETIO_CHANNEL = f"{PREFIX}:socketio"

@@ -40,5 +40,9 @@ def create_app(config: Config | None = None, services: Services | None = None,
     from web import metrics
 
     metrics.init_app(app)
-    logging.getLogger(__name__).debug("app created for %s", config.redis_url)
+    from web import openapi, security
+
+    security.init_app(app)
+    app.register_blueprint(openapi.bp)
+    logging.getLogger(__name__).debug("app created for %s", security.redact_url(config.redis_url))
     return app

@@ -1,6 +1,7 @@
 """Every error the API gives is JSON with a message, never an HTML page or a bare 500."""
 from __future__ import annotations
 
+import errno
 import logging
 
 import redis
@@ -10,6 +11,9 @@ from werkzeug.exceptions import HTTPException
 from shared.image_input import ImageRejected
 
 log = logging.getLogger(__name__)
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 class ApiError(Exception):
@@ -48,6 +52,19 @@ def register(app: Flask) -> None:
     def _redis_down(exc: redis.RedisError):
         log.warning("Redis unavailable: %s", type(exc).__name__)
         return error_response("the queue is unavailable; try again shortly", 503, {"Retry-After": "2"})
+
+    @app.errorhandler(OSError)
+    def _storage_error(exc: OSError):
+        # A full or read-only disk is the operator's to fix, and nothing half-written is
+        # left behind (shared.atomic): say so clearly instead of a bare 500.
+        if exc.errno in _DISK_FULL:
+            log.error("storage full: %s", exc.strerror)
+            return error_response("storage is full; the data was not saved", 507)
+        if exc.errno in _READ_ONLY:
+            log.error("storage not writable: %s", exc.strerror)
+            return error_response("storage is read-only; the data was not saved", 503, {"Retry-After": "30"})
+        log.exception("unexpected error")
+        return error_response("internal error", 500)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

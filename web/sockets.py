@@ -43,7 +43,11 @@ def init_app(app: Flask, client_manager: python_socketio.Manager | None = None) 
         client_manager = python_socketio.RedisManager(config.redis_url, channel=p.SOCKETIO_CHANNEL)
     # Always pass the manager: the global SocketIO object keeps options between
     # init_app calls, so an app made after another must not inherit its queue.
+    # Only the page's own origin (or SWAGDIGITS_ALLOWED_ORIGINS) may connect: another
+    # site's script cannot drive a visitor's browser into our Socket.IO.
+    origins = [o.strip() for o in config.allowed_origins.split(",") if o.strip()] or None
     socketio.init_app(app, async_mode=ASYNC_MODE, client_manager=client_manager,
+                      cors_allowed_origins=origins,
                       max_http_buffer_size=int(config.max_upload_bytes * _BASE64_OVERHEAD) + _ENVELOPE_BYTES)
     server = socketio.server
     app.extensions["swagdigits.deadlines"] = ReplyDeadlines(
@@ -73,6 +77,9 @@ def on_predict(data=None):
     try:
         if not isinstance(data, dict) or "image" not in data:
             raise ApiError("send {\"image\": \"data:image/png;base64,...\"}", 400)
+        from web.security import check_rate
+
+        check_rate("predict")
         s = services()
         image = bytes_from_text(data["image"], s.limits.max_bytes)
         inspect(image, s.limits)

@@ -1,0 +1,81 @@
+"""Standard security headers on every response, and per-client rate limits.
+
+Headers: the page's strict Content-Security-Policy (``web.pages``) and the
+usual companions go on *every* response, JSON and errors included, so no
+route can be framed, sniffed into HTML or leak its URL in a Referer.
+
+Rate limits: prediction routes (``POST /api/predict``, ``POST /api/batches``,
+the Socket.IO ``predict`` event) and ``POST /helpdata`` count requests per
+client address in Redis (``shared.rate_limit``), so the limit holds however
+many web processes serve the client. Over the limit: 429 JSON with
+``Retry-After``. The client is ``request.remote_addr``; forwarded-for headers
+are not trusted, since anyone can send them.
+"""
+from __future__ import annotations
+
+from flask import Flask, current_app, request
+
+from shared import rate_limit
+from web.errors import ApiError
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+# Flask endpoint -> the rate-limit counter it spends.
+LIMITED_ENDPOINTS = {
+    "api.predict": rate_limit.PREDICT,
+    "batches.submit": rate_limit.PREDICT,
+    "helpdata.add_help": rate_limit.HELP,
+}
+
+_KEY = "swagdigits.rate_limiter"
+
+
+def init_app(app: Flask) -> None:
+    from web.pages import CONTENT_SECURITY_POLICY
+
+    s = app.extensions["swagdigits"]
+    app.extensions[_KEY] = rate_limit.RateLimiter(
+        s.conn, s.config.rate_limit_window,
+        {rate_limit.PREDICT: s.config.rate_limit_predict, rate_limit.HELP: s.config.rate_limit_help})
+
+    @app.before_request
+    def _rate_limit():
+        kind = LIMITED_ENDPOINTS.get(request.endpoint or "")
+        if kind and request.method == "POST":
+            check_rate(kind)
+
+    @app.after_request
+    def _headers(response):
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+
+def check_rate(kind: str) -> None:
+    """Spend one request of ``kind`` for this client, or raise 429 with Retry-After."""
+    limiter: rate_limit.RateLimiter = current_app.extensions[_KEY]
+    verdict = limiter.hit(kind, request.remote_addr or "unknown")
+    if not verdict.allowed:
+        raise ApiError(f"too many {kind} requests from this address: at most {verdict.limit} per "
+                       f"{limiter.window_s}s; retry in {verdict.retry_after}s", 429,
+                       {"Retry-After": str(verdict.retry_after)})
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for a log: any password replaced by ``***``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
