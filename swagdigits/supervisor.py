@@ -71,13 +71,15 @@ class Supervisor:
             self.redis = EmbeddedRedis(self.config.data_dir / "redis").start()
             url = self.redis.url
         base = {**os.environ, **self.config.as_env(), SETTINGS["redis_url"].env: url}
-        self.children.append(Child("web", ["web"], base))
+        # The web tier serves /metrics on its own HTTP port; workers on the free port each gets.
+        self.children.append(Child("web", ["web"], base, metrics_port=self.config.port))
         for i in range(self.workers):
             self.children.append(self._worker("predict", i + 1, base))
         self.children.append(self._worker("retrain", 1, base))
         for child in self.children:
             child.start()
         log.info("Redis at %s", url)
+        log.info("Prometheus targets: %s", ", ".join(f"127.0.0.1:{c.metrics_port}" for c in self.children))
 
     def _worker(self, kind: str, index: int, base: dict) -> Child:
         port = free_port()

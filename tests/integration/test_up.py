@@ -1,4 +1,5 @@
 """``swagdigits up``: the one command that starts everything, and stops it all again."""
+import re
 import signal
 import subprocess
 
@@ -33,6 +34,11 @@ def test_up_starts_redis_web_and_workers_then_sigterm_stops_them_all(up_env, tmp
         res = requests.post(url + "/api/predict", files={"file": ("d.png", digit_png(1), "image/png")},
                             timeout=10)
         assert res.json()["digit"] == 1
+        # up logs where every process's metrics are: web on its own port, each worker on its own
+        metrics_urls = re.findall(r"metrics on (http://127\.0\.0\.1:\d+/metrics)", up.log())
+        assert len(set(metrics_urls)) == 4 and f"{url}/metrics" in metrics_urls, up.log()[-2000:]
+        for metrics_url in set(metrics_urls):
+            assert "swagdigits_" in requests.get(metrics_url, timeout=5).text, metrics_url
     finally:
         code = up.stop(signal.SIGTERM, timeout=30)
     assert code == 0, up.log()[-2000:]

@@ -1,0 +1,66 @@
+"""docker-compose.yaml: valid for docker-compose, and shaped so the stack scales and survives restarts."""
+import subprocess
+
+import yaml
+
+from tests.deploy.conftest import ROOT, tool
+
+APP_SERVICES = ("web", "predict-worker", "retrain-worker")
+
+
+def load():
+    return yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+
+
+def test_docker_compose_accepts_the_file():
+    res = subprocess.run([tool("docker-compose"), "-f", str(ROOT / "docker-compose.yaml"), "config", "-q"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert res.returncode == 0, res.stderr
+
+
+def test_every_part_of_the_service_is_there_with_health_checks_and_restarts():
+    services = load()["services"]
+    assert set(services) >= {"redis", *APP_SERVICES, "prometheus", "grafana"}
+    for name, service in services.items():
+        assert service.get("restart") in ("unless-stopped", "always"), name
+        assert "healthcheck" in service, f"{name} has no health check"
+
+
+def test_predict_workers_can_be_scaled():
+    worker = load()["services"]["predict-worker"]
+    assert "container_name" not in worker and "ports" not in worker
+    assert worker["environment"]["SWAGDIGITS_METRICS_PORT"] == "9100"
+
+
+def test_app_services_wait_for_a_healthy_redis_and_keep_data_in_named_volumes():
+    compose = load()
+    services = compose["services"]
+    for name in APP_SERVICES:
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
+        assert services[name]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    named = set(compose["volumes"])
+    mounts = {m.split(":")[0]: m.split(":")[1] for s in services.values() for m in s.get("volumes", [])}
+    assert {"models", "help-data", "redis-data", "prometheus-data", "grafana-data"} <= named
+    assert mounts["models"] == "/data/models" and mounts["help-data"] == "/data/help_data"
+    assert "--appendonly" in services["redis"]["command"]
+
+
+def test_the_config_files_the_services_mount_exist():
+    services = load()["services"]
+    for service in services.values():
+        for mount in service.get("volumes", []):
+            source = mount.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), mount
+    assert services["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"] == \
+        "/etc/grafana/dashboards/swagdigits.json"
+
+
+def test_the_image_runs_as_a_non_root_user_with_a_health_check_and_the_socketio_client():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    final_stage = dockerfile.split("\nFROM ")[-1]
+    assert "\nUSER swag" in final_stage and "HEALTHCHECK" in final_stage
+    assert "npm ci" in dockerfile and "node_modules/socket.io-client/dist" in final_stage
+    assert "build-essential" not in final_stage and "gcc" not in final_stage
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", "node_modules", "models", "help_data", ".git"} <= set(ignored)
