@@ -82,7 +82,11 @@ def inspect(data: bytes, limits: ImageLimits) -> ImageInfo:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 fmt, (width, height) = img.format, img.size
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow refuses the header's pixel count before we can compare it with ours.
+        raise ImageRejected(f"image has too many pixels; at most {limits.max_pixels} are accepted",
+                            status=413) from None
+    except UnidentifiedImageError:
         raise ImageRejected("not a PNG or JPEG image", status=415) from None
     except (OSError, ValueError, SyntaxError):
         raise ImageRejected("image header could not be read") from None

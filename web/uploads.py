@@ -15,7 +15,10 @@ def image_from_request(request: Request, limits: ImageLimits, field: str = "imag
 
 
 def json_body(request: Request) -> dict:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # json's parser recurses once per nesting level
+        raise ApiError("JSON body is nested too deeply", 400) from None
     if not isinstance(body, dict):
         raise ApiError("body must be a JSON object", 400)
     return body
