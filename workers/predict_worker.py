@@ -161,6 +161,7 @@ class PredictWorker:
             results = [{"error": o.message} if isinstance(o, ImageRejected) else
                        {"digit": o.digit, "probabilities": o.probabilities, "model_version": model.version}
                        for o in predict_featurized(model, featurized)]
+            self.metrics.observe_batch_results(results)
         progress = self.batches.record(chunk, results)
         if self.pusher is not None:
             self.pusher.emit(p.EVENT_BATCH_PROGRESS, progress.__dict__, room=p.BATCH_ROOM.format(chunk.batch_id))

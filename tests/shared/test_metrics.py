@@ -127,3 +127,15 @@ def test_in_multiprocess_mode_the_exposition_adds_every_process_up(tmp_path):
     text = metrics.render(registry).decode()
     assert "swagdigits_help_images_received_total 2.0" in text
     assert 'swagdigits_http_requests_total{method="POST",route="/api/predict",status="200"} 2.0' in text
+
+
+def test_batch_results_count_by_digit_and_bad_images_as_failures():
+    registry = CollectorRegistry()
+    m = metrics.PredictMetrics.build(registry)
+    probs = [0.0] * 10
+    probs[4] = 0.8
+    m.observe_batch_results([{"digit": 4, "probabilities": probs}, {"error": "not a PNG"}])
+    assert value(registry, "swagdigits_predictions_total", digit="4") == 1
+    assert value(registry, "swagdigits_prediction_jobs_failed_total", reason="bad_image") == 1
+    assert value(registry, "swagdigits_prediction_confidence_ratio_count") == 1
+    assert value(registry, "swagdigits_prediction_end_to_end_seconds_count") == 0
