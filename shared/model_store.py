@@ -92,10 +92,8 @@ class ModelRegistry:
         promote and roll back models without importing scikit-learn.
         """
         if self._storage is None:
-            from modelstore.storage.local import FileSystemStorage
-
             self.root.mkdir(parents=True, exist_ok=True)
-            storage = FileSystemStorage(str(self.root), create_directory=True)
+            storage = _atomic_storage_class()(str(self.root), create_directory=True)
             if not storage.validate():
                 raise ModelStoreError(f"cannot use {self.root} as a model store")
             existing = set(storage.list_model_states())
@@ -242,6 +240,26 @@ class ModelRegistry:
 
     def _checksum_path(self, model_id: str) -> Path:
         return self.root / "checksums" / f"{model_id}.sha256"
+
+
+def _atomic_storage_class():
+    """ModelStore's file-system storage, but every file it writes appears whole or not at all.
+
+    modelstore copies each file (artifact, metadata, state records) straight to
+    its final name, so a reader listing models while a retraining publishes
+    could read a half-written JSON file, and a crash mid-copy would leave one.
+    Every write of the store goes through ``_push``: copy to a temp name, fsync,
+    rename (``shared.atomic``).
+    """
+    from modelstore.storage.local import FileSystemStorage
+
+    class AtomicFileSystemStorage(FileSystemStorage):
+        def _push(self, file_path: str, prefix: str) -> str:
+            with open(file_path, "rb") as fh:
+                write_atomic(Path(self.root_prefix) / prefix, fh.read())
+            return prefix
+
+    return AtomicFileSystemStorage
 
 
 @contextlib.contextmanager

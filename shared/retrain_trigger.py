@@ -103,12 +103,28 @@ def status(conn: redis.Redis) -> dict:
 def running_slot(conn: redis.Redis, job_id: str, poll_s: float = 0.5):
     """Held by a retrain job while it trains: waits for the previous one, frees the waiting slot."""
     while not conn.set(p.RETRAIN_RUNNING_KEY, job_id, nx=True, ex=RUNNING_TTL_S):
+        holder = conn.get(p.RETRAIN_RUNNING_KEY)
+        if holder and _ended(conn, holder.decode()):
+            # Its work horse was killed (kill -9, OOM) before the finally below ran:
+            # RQ marked it failed, so the slot is free; don't wait out the TTL.
+            log.warning("retrain job %s ended without freeing the running slot; taking it over",
+                        holder.decode())
+            _compare_and_delete(conn, p.RETRAIN_RUNNING_KEY, holder.decode())
+            continue
         time.sleep(poll_s)
     _compare_and_delete(conn, p.RETRAIN_WAITING_KEY, job_id)
     try:
         yield
     finally:
         _compare_and_delete(conn, p.RETRAIN_RUNNING_KEY, job_id)
+
+
+def _ended(conn: redis.Redis, job_id: str) -> bool:
+    """RQ knows ``job_id`` and says it is over (an unknown id may be an in-process run)."""
+    try:
+        return Job.fetch(job_id, connection=conn).get_status(refresh=True) in _DONE
+    except NoSuchJobError:
+        return False
 
 
 def _finished(conn: redis.Redis, job_id: str) -> bool:

@@ -56,8 +56,12 @@ class PredictWorker:
         self.stopping = threading.Event()
         self._next_beat = 0.0
         self._next_reclaim = 0.0
-        # A job stuck longer than the web tier waits is abandoned: retry it.
-        self._stale_ms = int(config.predict_timeout * 1000)
+        # A drawing a silent worker has held for half the web tier's wait is abandoned
+        # (its worker died): retry it while the HTTP client still waits. Batch chunks
+        # take longer and nobody waits on them, so they get the whole timeout.
+        self._stale_ms = int(config.predict_timeout * 500)
+        self._chunk_stale_ms = int(config.predict_timeout * 1000)
+        self._reclaim_every = min(RECLAIM_EVERY_S, max(0.25, config.predict_timeout / 4))
 
     # -- start-up ----------------------------------------------------------
     def load_model(self) -> None:
@@ -100,7 +104,7 @@ class PredictWorker:
         while not self.stopping.is_set():
             try:
                 self.run_once(BLOCK_MS)
-            except redis.ConnectionError as exc:
+            except (redis.ConnectionError, redis.TimeoutError) as exc:  # outage: wait, never spin or die
                 log.warning("Redis unavailable (%s); retrying in 1s", exc)
                 self.stopping.wait(1.0)
         try:
@@ -119,9 +123,9 @@ class PredictWorker:
         if now >= self._next_beat:
             self._beat()
         if now >= self._next_reclaim:
-            self._next_reclaim = now + RECLAIM_EVERY_S
+            self._next_reclaim = now + self._reclaim_every
             stale_jobs = self.queue.reclaim_stale(self.name, self._stale_ms, count=self.config.max_batch)
-            stale_chunks = self.batches.reclaim_stale(self.name, self._stale_ms)
+            stale_chunks = self.batches.reclaim_stale(self.name, self._chunk_stale_ms)
             if stale_jobs or stale_chunks:
                 return self._work(stale_jobs, stale_chunks)
         jobs = self.queue.claim(self.name, self.config.max_batch, block_ms=None)
@@ -229,7 +233,7 @@ class PredictWorker:
                     message = pubsub.get_message(timeout=1.0)
                     if message:
                         self.refresh_model()
-            except redis.ConnectionError:
+            except (redis.ConnectionError, redis.TimeoutError):
                 self.stopping.wait(1.0)
 
     def refresh_model(self) -> bool:
