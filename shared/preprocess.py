@@ -21,7 +21,12 @@ through the same normalisation, so both end up alike:
    digit's blur and an 8x8 upsampling all give about the same amount of ink
    (``_THIN = True`` instead redraws the skeleton with a fixed disc pen:
    uniform strokes but more thinning artefacts, measured a little worse);
-5. count ink in blocks like optdigits (values 0..16 in an 8x8 grid).
+5. count ink in blocks like optdigits (values 0..16 in an 8x8 grid);
+6. add stroke *direction* histograms: the edge orientation of the (lightly
+   blurred) canonical digit in 8 directions, pooled over a 4x4 grid of cells.
+   The 8x8 counts blur a "4"'s open top or a "3"'s left cusps into the same
+   blobs as a "9"; which way the edges run there tells them apart, and it
+   survives a coarse 8x8 source (the shipped digits) as well as a fine one.
 
 Only numpy and Pillow: this runs in the predict worker for every drawing and
 has to stay well under a millisecond or two.
@@ -34,7 +39,14 @@ from PIL import Image
 # Canonical bitmap side and the block grid the features are counted in.
 _SIDE = 32
 _GRID = 8
-FEATURE_SIZE = _GRID * _GRID
+# Direction histograms: orientation bins and the cell grid they are pooled in.
+_DIRECTIONS = 8
+_DIR_GRID = 4
+# Scale of the direction features against the 0..16 block counts (RBF kernels
+# weigh every feature alike): measured 1 < 2 ~ 3 on the eval sets.
+_DIR_WEIGHT = 2.0
+BLOCK_FEATURES = _GRID * _GRID           # features[:BLOCK_FEATURES] are block counts
+FEATURE_SIZE = BLOCK_FEATURES + _DIRECTIONS * _DIR_GRID * _DIR_GRID
 
 # Tunables of the normalisation (see the module docstring).
 _INK_THRESHOLD = 0.25      # ink map value counted as ink when cropping
@@ -234,14 +246,49 @@ def _morph(mask, disc, dilate):
     return out
 
 
+_PIXEL_INDEX = np.arange(_SIDE * _SIDE)
+
+
+def direction_features(norm: np.ndarray) -> np.ndarray:
+    """Edge-orientation histograms of a canonical digit, ``_DIRECTIONS`` bins per cell.
+
+    The digit is blurred with a 3x3 binomial kernel so a binary staircase edge
+    gives a smooth orientation; each pixel's gradient magnitude is split
+    linearly between its two nearest direction bins.
+    """
+    img = np.pad(norm.astype(np.float32), 1)
+    rows = img[:-2] + 2.0 * img[1:-1] + img[2:]
+    blur = (rows[:, :-2] + 2.0 * rows[:, 1:-1] + rows[:, 2:]) / 16.0
+    q = np.pad(blur, 1, mode="edge")
+    gx = (q[1:-1, 2:] - q[1:-1, :-2]).ravel()
+    gy = (q[2:, 1:-1] - q[:-2, 1:-1]).ravel()
+    mag = np.hypot(gx, gy)
+    pos = (np.arctan2(gy, gx) + np.pi) * (_DIRECTIONS / (2.0 * np.pi))
+    low = np.floor(pos)
+    frac = pos - low
+    low = low.astype(np.int64) % _DIRECTIONS
+    n = _SIDE * _SIDE
+    hist = (np.bincount(low * n + _PIXEL_INDEX, mag * (1.0 - frac), minlength=_DIRECTIONS * n)
+            + np.bincount(((low + 1) % _DIRECTIONS) * n + _PIXEL_INDEX, mag * frac,
+                          minlength=_DIRECTIONS * n))
+    cell = _SIDE // _DIR_GRID
+    cells = hist.reshape(_DIRECTIONS, _DIR_GRID, cell, _DIR_GRID, cell).sum(axis=(2, 4))
+    return (cells.reshape(-1) * _DIR_WEIGHT).astype(np.float32)
+
+
 def features(ink: np.ndarray) -> np.ndarray:
-    """One ink map (float32, 1 = ink) to ``FEATURE_SIZE`` features (0..16 block counts)."""
+    """One ink map (float32, 1 = ink) to ``FEATURE_SIZE`` features.
+
+    The first ``_GRID * _GRID`` are optdigits-like block counts (0..16), the
+    rest the direction histograms (``direction_features``).
+    """
     norm = canonical(ink)
     block = _SIDE // _GRID
     if norm is None:
-        return np.zeros(_GRID * _GRID, dtype=np.float32)
+        return np.zeros(FEATURE_SIZE, dtype=np.float32)
     blocks = norm.reshape(_GRID, block, _GRID, block).sum(axis=(1, 3), dtype=np.int32)
-    return (blocks.reshape(-1) * (16.0 / (block * block))).astype(np.float32)
+    counts = (blocks.reshape(-1) * (16.0 / (block * block))).astype(np.float32)
+    return np.concatenate([counts, direction_features(norm)])
 
 
 def features_many(inks) -> np.ndarray:

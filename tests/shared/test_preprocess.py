@@ -59,10 +59,13 @@ def clean():
 def test_feature_shape_and_scale(clean):
     assert clean.shape == (10, preprocess.FEATURE_SIZE)
     assert clean.dtype == np.float32
-    assert clean.min() >= 0 and clean.max() <= 16
+    counts = clean[:, :preprocess.BLOCK_FEATURES]
+    assert counts.min() >= 0 and counts.max() <= 16
     # Every digit is brought to the full height: top and bottom block rows hold ink.
-    grid = clean.reshape(10, -1, int(np.sqrt(preprocess.FEATURE_SIZE)))
+    grid = counts.reshape(10, -1, int(np.sqrt(preprocess.BLOCK_FEATURES)))
     assert (grid[:, 0].sum(axis=1) > 0).all() and (grid[:, -1].sum(axis=1) > 0).all()
+    directions = clean[:, preprocess.BLOCK_FEATURES:]
+    assert directions.min() >= 0 and (directions.sum(axis=1) > 0).all()
 
 
 def test_clean_digits_are_distinct(clean):
@@ -105,6 +108,22 @@ def test_features_many_matches_features():
     assert many.shape == (2, preprocess.FEATURE_SIZE)
     np.testing.assert_array_equal(many[1], preprocess.features(inks[1]))
     assert preprocess.features_many([]).shape == (0, preprocess.FEATURE_SIZE)
+
+
+def test_direction_features_follow_the_edges():
+    """A vertical bar has left/right edges, a horizontal one top/bottom edges:
+    their direction histograms put the mass in different bins."""
+    vertical = np.zeros((32, 32), bool)
+    vertical[:, 12:20] = True
+    horizontal = vertical.T.copy()
+    v = preprocess.direction_features(vertical).reshape(preprocess._DIRECTIONS, -1).sum(axis=1)
+    h = preprocess.direction_features(horizontal).reshape(preprocess._DIRECTIONS, -1).sum(axis=1)
+    assert v.shape == (preprocess._DIRECTIONS,) and v.sum() > 0
+    # Bins are angles of the gradient from -pi: 0 and 4 hold horizontal
+    # gradients (vertical edges), 2 and 6 vertical ones.
+    assert v[[0, 4]].sum() > 0.8 * v.sum()
+    assert h[[2, 6]].sum() > 0.8 * h.sum()
+    assert not preprocess.direction_features(np.zeros((32, 32), bool)).any()
 
 
 def test_thin_gives_one_pixel_skeleton():
