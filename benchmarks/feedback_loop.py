@@ -146,7 +146,11 @@ def main(argv=None) -> int:
 
     stack = BenchStack()
     stack.env.update({"SWAGDIGITS_ADMIN_TOKEN": TOKEN, "SWAGDIGITS_RETRAIN_THRESHOLD": str(len(help_items)),
-                      "SWAGDIGITS_LOG_LEVEL": "INFO"})
+                      "SWAGDIGITS_LOG_LEVEL": "INFO",
+                      # BenchStack's Config sets DATA_DIR as an override, which does not move help_dir
+                      "SWAGDIGITS_HELP_DIR": str(stack.tmp / "help_data"),
+                      # every simulated user comes from 127.0.0.1: per-address limits would refuse them
+                      "SWAGDIGITS_RATE_LIMIT_HELP": "0", "SWAGDIGITS_RATE_LIMIT_PREDICT": "0"})
     retrainer = None
     try:
         registry = ModelRegistry(stack.model_dir)

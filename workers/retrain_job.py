@@ -148,7 +148,14 @@ def _production_scores(registry, shipped_eval, help_holdout, evaluation):
     except ModelStoreError as exc:
         log.warning("cannot score production (%s): the candidate is judged alone", exc)
         return None, None
-    return production.version, _scores(production.estimator, shipped_eval, help_holdout, evaluation)
+    try:
+        return production.version, _scores(production.estimator, shipped_eval, help_holdout, evaluation)
+    except ValueError as exc:
+        # e.g. trained on features of an older preprocessing (another feature count):
+        # it cannot be compared, and the candidate matches the code that now runs.
+        log.warning("production %s cannot score the current features (%s): the candidate is judged alone",
+                    production.version, exc)
+        return production.version, None
 
 
 def _scores(estimator, shipped_eval, help_holdout, evaluation) -> dict:

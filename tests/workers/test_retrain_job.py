@@ -153,3 +153,18 @@ def test_tolerance_comes_from_the_config(config, redis_conn, help_store, monkeyp
     result = retrain_job.retrain(replace(config, promotion_tolerance=0.25), redis_conn,
                                  ModelRegistry(config.model_dir), help_store, reason="t")
     assert result["reason"] == "tolerance 0.25"
+
+
+def test_a_production_model_of_another_feature_space_does_not_block_retraining(
+        config, redis_conn, help_store, monkeypatch):
+    """After a preprocessing change the old model cannot score new features: judge the candidate alone."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    registry = ModelRegistry(config.model_dir)
+    old = registry.production_id()
+    other = KNeighborsClassifier(1).fit(np.random.default_rng(0).random((10, 3)), np.arange(10))
+    monkeypatch.setattr(registry, "load_production",
+                        lambda: type("M", (), {"version": old, "estimator": other})())
+    result = retrain_job.retrain(config, redis_conn, registry, help_store, reason="test")
+    assert result["outcome"] == "promoted" and "no usable production" in result["reason"]
+    assert registry.info(result["model_id"])["extra"]["parent"] == old
