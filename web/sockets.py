@@ -14,12 +14,13 @@ import logging
 
 import redis
 import socketio as python_socketio
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_socketio import SocketIO, emit
 
 from shared import protocol as p
 from shared.image_input import ImageRejected, bytes_from_text, inspect
 from web.deadlines import ReplyDeadlines
+from web.api import submit_drawing
 from web.errors import ApiError
 from web.services import services
 
@@ -56,7 +57,6 @@ def init_app(app: Flask, client_manager: python_socketio.Manager | None = None) 
 
 
 def deadlines() -> ReplyDeadlines:
-    from flask import current_app
     return current_app.extensions["swagdigits.deadlines"]
 
 
@@ -71,8 +71,6 @@ def _seq(data: object):
 @socketio.on(p.EVENT_PREDICT)
 def on_predict(data=None):
     """Queue the drawing for this browser's room; the ack carries ``{seq, job_id}``."""
-    from web.api import submit_drawing
-
     seq = _seq(data)
     try:
         if not isinstance(data, dict) or "image" not in data:
