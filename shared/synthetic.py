@@ -145,7 +145,7 @@ def _two_plain(rng):
 
 def _two_loop(rng):
     top = _arc(0.5, 0.28, _u(rng, 0.25, 0.33), 0.27, _u(rng, -1.5, -1.0), _u(rng, 1.7, 2.3))
-    lx, ly, r = _u(rng, 0.18, 0.28), _u(rng, 0.84, 0.9), _u(rng, 0.07, 0.12)
+    lx, ly, r = _u(rng, 0.18, 0.3), _u(rng, 0.8, 0.9), _u(rng, 0.07, 0.18)
     loop = _arc(lx, ly, r, r, 0.0, -2 * np.pi)
     return [_join(top, _line(top[-1], (lx, ly - r)), loop, _line(loop[-1], (_u(rng, 0.8, 1.0), 1.0)))]
 
@@ -224,11 +224,29 @@ def _six_curved(rng):
                     (_u(rng, 0.25, 0.35), join_y + _u(rng, 0.0, 0.15)))]
 
 
+def _six_small_loop(rng):
+    """A tall, curved stem ending in a small loop at the bottom."""
+    r = _u(rng, 0.18, 0.28)
+    cy = 1.0 - _u(rng, 0.15, 0.22)
+    loop = _arc(0.5, cy, r, 1.0 - cy, -np.pi / 2, -np.pi / 2 - 2 * np.pi - _u(rng, -0.3, 0.3))
+    stem = _spline((_u(rng, 0.55, 0.85), 0.0), (_u(rng, 0.3, 0.45), _u(rng, 0.2, 0.35)),
+                   (0.5 - r, cy))
+    return [_join(stem, loop)]
+
+
 def _seven(rng):
     top = _u(rng, 0.0, 0.06)
     x1 = _u(rng, 0.85, 1.0)
     foot = _u(rng, 0.2, 0.5)
     return [_line((_u(rng, 0.0, 0.15), top + _u(rng, -0.02, 0.04)), (x1, top), (foot, 1.0))]
+
+
+def _seven_short_bar(rng):
+    """Short top bar, long steep stem (often read as a 1 if unseen)."""
+    top = _u(rng, 0.0, 0.05)
+    x1 = _u(rng, 0.7, 0.9)
+    bar = _u(rng, 0.3, 0.6)
+    return [_line((x1 - bar, top + _u(rng, -0.03, 0.05)), (x1, top), (x1 - _u(rng, 0.1, 0.35), 1.0))]
 
 
 def _seven_serif(rng):
@@ -280,10 +298,14 @@ def _nine_straight(rng):
 
 
 def _nine_curved(rng):
-    r = _u(rng, 0.22, 0.3)
-    ry = _u(rng, 0.2, 0.26)
-    loop = _arc(0.5, ry, r, ry, np.pi / 2, np.pi / 2 - 2 * np.pi)
-    tail = _arc(0.5 + r - 0.45, 2 * ry, 0.45, 1 - 2 * ry, np.pi / 2, np.pi + _u(rng, 0.1, 0.5))
+    """Loop, then a tail that bends left at the bottom (a hook, at times)."""
+    r = _u(rng, 0.2, 0.32)
+    ry = _u(rng, 0.15, 0.27)
+    start = np.pi / 2 + _u(rng, -0.4, 0.3)
+    loop = _arc(0.5, ry, r, ry, start, start - 2 * np.pi - _u(rng, 0.0, 0.3))
+    reach = _u(rng, 0.3, 0.6)
+    tail = _arc(0.5 + r - reach, loop[-1][1], reach, 1 - loop[-1][1], np.pi / 2,
+                np.pi + _u(rng, 0.0, 0.9))
     return [_join(loop, tail)]
 
 
@@ -303,8 +325,8 @@ TEMPLATES: dict[int, list[Template]] = {
     3: [_three_round, _three_flat],
     4: [_four_open, _four_closed, _four_one_stroke],
     5: [_five_two_strokes, _five_one_stroke],
-    6: [_six, _six_curved],
-    7: [_seven, _seven_serif, _seven_crossbar, _seven_curved],
+    6: [_six, _six_curved, _six_small_loop],
+    7: [_seven, _seven_short_bar, _seven_serif, _seven_crossbar, _seven_curved],
     8: [_eight_loops, _eight_one_stroke],
     9: [_nine_straight, _nine_curved, _nine_two_strokes],
 }

@@ -41,6 +41,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="UCI pendigits csv (16 coordinates then the label per line)")
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="use only the first N digits of each set")
+    parser.add_argument("--brush", type=float, default=drawing.BRUSH_WIDTH, metavar="PX",
+                        help="brush width the pendigits strokes are drawn with "
+                             f"(page default {drawing.BRUSH_WIDTH}; try 6 for a thin pen)")
     parser.add_argument("--url", default=None, metavar="URL",
                         help="evaluate a running stack via POST URL/api/predict instead of in-process")
     parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
@@ -58,12 +61,13 @@ def mnist_drawings(path: Path, limit: int | None = None) -> Iterator[tuple[int, 
         yield int(labels[i]), drawing.render_mnist(images[i])
 
 
-def pendigits_drawings(path: Path, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
+def pendigits_drawings(path: Path, limit: int | None = None,
+                       brush: float = drawing.BRUSH_WIDTH) -> Iterator[tuple[int, bytes]]:
     rows = np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=2)
     if limit is not None:
         rows = rows[:limit]
     for row in rows:
-        yield int(row[16]), drawing.render_pendigits_row(row[:16])
+        yield int(row[16]), drawing.render_pendigits_row(row[:16], brush=brush)
 
 
 def _count(path: Path, kind: str, limit: int | None) -> int:
@@ -231,7 +235,8 @@ def run(args, config) -> int:
     if args.mnist:
         sets.append(("mnist", args.mnist, mnist_drawings))
     if args.pendigits:
-        sets.append(("pendigits", args.pendigits, pendigits_drawings))
+        sets.append(("pendigits", args.pendigits,
+                     lambda path, limit: pendigits_drawings(path, limit, brush=args.brush)))
     if not sets:
         log.error("nothing to evaluate: give --mnist and/or --pendigits")
         return 2
@@ -241,6 +246,9 @@ def run(args, config) -> int:
             return 2
     if args.limit is not None and args.limit < 1:
         log.error("--limit must be at least 1")
+        return 2
+    if not 1.0 <= args.brush <= 100.0:
+        log.error("--brush must be between 1 and 100 pixels")
         return 2
 
     if args.url:

@@ -1,0 +1,56 @@
+"""swagdigits eval: data sets read as canvas drawings, argument checks, report."""
+import argparse
+
+import numpy as np
+import pytest
+
+from shared.image_input import ImageLimits
+from shared.imaging import decode_ink
+from swagdigits import evaluate
+
+LIMITS = ImageLimits(4 * 1024 * 1024, 4096 * 4096, 8192)
+
+
+def parse(*argv):
+    parser = argparse.ArgumentParser()
+    evaluate.register(parser.add_subparsers())
+    return parser.parse_args(["eval", *argv])
+
+
+@pytest.fixture
+def pendigits_csv(tmp_path):
+    """Two pendigits-format rows made here: a vertical "1" and a "7"."""
+    one = [x for y in np.linspace(100, 0, 8) for x in (50, int(y))] + [1]
+    seven = [0, 100, 50, 100, 100, 100, 85, 75, 70, 50, 55, 25, 45, 10, 40, 0, 7]
+    path = tmp_path / "pen.csv"
+    path.write_text("\n".join(",".join(str(v) for v in row) for row in (one, seven)) + "\n")
+    return path
+
+
+def test_pendigits_rows_become_canvas_drawings_with_the_chosen_brush(pendigits_csv):
+    thin = list(evaluate.pendigits_drawings(pendigits_csv, brush=6))
+    thick = list(evaluate.pendigits_drawings(pendigits_csv, brush=30))
+    assert [label for label, _ in thin] == [1, 7]
+    for (_, png_thin), (_, png_thick) in zip(thin, thick):
+        ink_thin, ink_thick = decode_ink(png_thin, LIMITS), decode_ink(png_thick, LIMITS)
+        assert ink_thin.shape == (280, 280)
+        assert 3.5 < ink_thick.sum() / ink_thin.sum() < 6.0   # ~ 30 / 6 times the ink
+    assert len(list(evaluate.pendigits_drawings(pendigits_csv, limit=1))) == 1
+
+
+def test_bad_arguments_are_refused_before_any_work(pendigits_csv, tmp_path):
+    assert evaluate.run(parse("--pendigits", str(pendigits_csv), "--brush", "0"), None) == 2
+    assert evaluate.run(parse("--pendigits", str(pendigits_csv), "--limit", "0"), None) == 2
+    assert evaluate.run(parse("--pendigits", str(tmp_path / "missing.csv")), None) == 2
+    assert evaluate.run(parse(), None) == 2
+
+
+def test_report_names_accuracy_recall_and_confusions():
+    matrix = np.zeros((10, 10), dtype=np.int64)
+    np.fill_diagonal(matrix, 9)
+    matrix[1, 7] = 3
+    matrix[4, 9] = 1
+    report = evaluate.format_report("pendigits", matrix)
+    assert "accuracy 0.9574 (90/94)" in report
+    assert "1:0.750" in report and "0:1.000" in report
+    assert report.index("1->7 x3") < report.index("4->9 x1")
