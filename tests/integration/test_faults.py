@@ -217,6 +217,9 @@ def test_a_read_only_model_dir_fails_retrain_and_promotion_cleanly(stack, config
 # -- hostile input and access against the real web process ---------------------------
 def test_hostile_input_and_access_against_the_real_web_process(stack, config):
     stack.env["SWAGDIGITS_ADMIN_TOKEN"] = TOKEN
+    # The image limits of tests/web/conftest.py, which HOSTILE_IMAGES' statuses assume.
+    stack.env.update(SWAGDIGITS_MAX_UPLOAD_BYTES="200000", SWAGDIGITS_MAX_IMAGE_PIXELS="1000000",
+                     SWAGDIGITS_MAX_IMAGE_SIDE="2000")
     worker = stack.start("worker", "predict")
     url = stack.start_web()
     stack.wait_ready(url)
@@ -227,7 +230,7 @@ def test_hostile_input_and_access_against_the_real_web_process(stack, config):
         assert res.headers["Content-Type"] == "application/json"
         if expected >= 400:
             assert res.json()["status"] == expected and res.json()["error"]
-    oversized = requests.post(url + "/api/predict", data=b"{" + b" " * (config.max_upload_bytes + 10),
+    oversized = requests.post(url + "/api/predict", data=b"{" + b" " * 200_010,
                               headers={"Content-Type": "application/json"}, timeout=10)
     assert oversized.status_code == 413 and oversized.json()["status"] == 413
     deep = requests.post(url + "/api/predict", data="[" * 100_000, headers={"Content-Type": "application/json"},
