@@ -145,6 +145,9 @@ def main() -> None:
             print(f"saturated, {workers} worker(s), {args.clients} clients, {args.seconds:.0f}s: "
                   f"{rate:.0f} drawings/s ({rate / floor_rate:.0%} of the one-core floor), "
                   f"{errors} errors, mean batch {statistics.mean(sizes or [0]):.1f}")
+        web_rss = max([rss_mb(stack.web)] + [rss_mb(c) for c in psutil.Process(stack.web.pid).children()])
+        print(f"RSS after the load: web {web_rss:.0f} MB, predict workers "
+              f"{', '.join(f'{rss_mb(w):.0f}' for w in stack.workers)} MB")
     finally:
         stack.stop()
 

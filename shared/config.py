@@ -142,12 +142,12 @@ class Config:
                 values[name] = setting.kind(raw)
             except ValueError as exc:
                 raise ConfigError(f"{setting.env}={raw!r} is not a valid {setting.kind.__name__}") from exc
-        data_dir = values["data_dir"]
-        if not environ.get(SETTINGS["model_dir"].env):
-            values["model_dir"] = data_dir / "models"
-        if not environ.get(SETTINGS["help_dir"].env):
-            values["help_dir"] = data_dir / "help_data"
         values.update(overrides)
+        # model_dir and help_dir follow data_dir unless set themselves.
+        data_dir = Path(values["data_dir"])
+        for name, sub in (("model_dir", "models"), ("help_dir", "help_data")):
+            if name not in overrides and not environ.get(SETTINGS[name].env):
+                values[name] = data_dir / sub
         config = cls(**values)
         config.check()
         return config

@@ -32,8 +32,10 @@ class _Gunicorn(BaseApplication):
 
 
 def serve(config: Config | None = None) -> int:
+    from shared.memory import limit_malloc_arenas
     from web import create_app
 
+    limit_malloc_arenas()
     config = config or Config.from_env()
     app = create_app(config)
     log.info("web tier on http://%s:%d/", config.host, config.port)

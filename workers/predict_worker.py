@@ -24,6 +24,7 @@ from shared.config import Config
 from shared.image_input import ImageLimits, ImageRejected
 from shared.inference import Featurized, predict_featurized, predict_images
 from shared.batch_queue import BatchQueue, Chunk
+from shared.memory import limit_malloc_arenas
 from shared.job_queue import Job, PredictQueue, read_group
 from shared.model_store import ModelRegistry, ModelStoreError, NoProductionModel
 from shared.push import Pusher
@@ -270,6 +271,7 @@ def smoke_test(model) -> None:
 
 
 def main(config: Config | None = None) -> int:
+    limit_malloc_arenas()
     config = config or Config.from_env()
     conn = connect(config.redis_url)
     worker = PredictWorker(config, conn, ModelRegistry(config.model_dir), Pusher(config.redis_url))

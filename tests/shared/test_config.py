@@ -38,3 +38,8 @@ def test_as_env_round_trips_to_the_same_config():
 
 def test_every_setting_is_a_config_field():
     assert set(SETTINGS) == set(Config.__dataclass_fields__)
+
+
+def test_a_data_dir_override_moves_the_folders_that_were_not_given():
+    config = Config.from_env({}, data_dir=Path("/tmp/x"), help_dir=Path("/tmp/h"))
+    assert config.model_dir == Path("/tmp/x/models") and config.help_dir == Path("/tmp/h")
