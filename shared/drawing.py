@@ -14,8 +14,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-CANVAS_SIZE = 280
-BRUSH_WIDTH = 18
+from shared.canvas import BRUSH_WIDTH, CANVAS_SIZE  # noqa: F401  (re-exported)
 STROKE_RGB = (0x11, 0x11, 0x11)
 # Drawing happens at this multiple of the canvas size and is then box-filtered
 # down, which gives antialiased edges much like a browser canvas.
