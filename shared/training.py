@@ -34,8 +34,10 @@ SPLIT_SEED = 20261126
 AUGMENT_COPIES = 2
 AUGMENT_SEED = 7
 # Synthetic drawings added to the shipped digits (see shared/synthetic.py);
-# each costs ~3 ms to draw and preprocess, so this is most of the training time.
-SYNTHETIC_COUNT = 3000
+# each costs ~2 ms to draw and preprocess, so this is most of the training time.
+# 5000 rather than 3000: about as accurate on average, but less dependent on
+# the one random draw (eval spread over seeds 0.8 points instead of 1.5).
+SYNTHETIC_COUNT = 5000
 SYNTHETIC_SEED = 11
 
 
