@@ -64,6 +64,16 @@ def _rewrite_store_paths(target: Path, original: Path) -> None:
 
 
 @pytest.fixture
-def config(tmp_path, redis_server, model_dir) -> Config:
+def clean_redis(redis_server):
+    """Start each test on an empty database of our own server: nothing leaks between tests."""
+    conn = redis.Redis.from_url(redis_server.url)
+    conn.flushdb()
+    conn.close()
+    return redis_server
+
+
+@pytest.fixture
+def config(tmp_path, clean_redis, model_dir) -> Config:
+    redis_server = clean_redis
     return Config.from_env({}, redis_url=redis_server.url, data_dir=tmp_path, model_dir=model_dir,
                            help_dir=tmp_path / "help_data", predict_timeout=3.0)

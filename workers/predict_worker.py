@@ -37,7 +37,7 @@ BLOCK_MS = 1000             # longest a claim blocks, so shutdown is noticed wit
 BOOTSTRAP_WAIT_S = 300      # how long a worker waits for another one's bootstrap training
 RECLAIM_EVERY_S = 5.0       # how often a worker looks for jobs a dead worker left behind
 MAX_DELIVERIES = 2          # a job is tried at most this often before it is reported failed
-CHUNK_SLICE = 8             # batch images preprocessed between two looks for waiting drawings
+CHUNK_SLICE = 4             # batch images preprocessed between two looks for waiting drawings
 
 
 class PredictWorker:
