@@ -26,7 +26,7 @@ from shared.inference import Featurized, predict_featurized, predict_images
 from shared.batch_queue import BatchQueue, Chunk
 from shared.memory import limit_malloc_arenas
 from shared.job_queue import Job, PredictQueue, read_group
-from shared.model_store import ModelRegistry, ModelStoreError, NoProductionModel
+from shared.model_store import ModelRegistry, ModelStoreError
 from shared.push import Pusher
 from shared.redis_conn import connect
 from workers.model_holder import ModelHolder
@@ -66,30 +66,38 @@ class PredictWorker:
 
     # -- start-up ----------------------------------------------------------
     def load_model(self) -> None:
-        """Load the production model, training and publishing one if the store is empty."""
+        """Load the production model; train and publish one if there is none that works.
+
+        "Works" means it loads, matches its checksum and answers a smoke
+        prediction: a model left by an older release whose features differ
+        would otherwise fail every drawing.
+        """
         deadline = time.monotonic() + BOOTSTRAP_WAIT_S
         while True:
             try:
                 model = self.registry.load_production()
+                smoke_test(model)
                 break
-            except NoProductionModel:
+            except ModelStoreError as exc:
                 if self.conn.set(p.BOOTSTRAP_LOCK, self.name, nx=True, ex=BOOTSTRAP_WAIT_S):
-                    log.warning("no production model in %s: training one from the shipped digits",
-                                self.registry.root)
-                    from shared.publishing import train_initial  # needs all of scikit-learn: only here
-
-                    try:
-                        train_initial(self.registry, source=f"bootstrap by {self.name}")
-                    finally:
-                        self.conn.delete(p.BOOTSTRAP_LOCK)
+                    self._bootstrap(reason=str(exc))
                     continue
                 if time.monotonic() > deadline:
                     raise
-                log.info("another worker is training the first model; waiting for it")
+                log.info("another worker is training a model; waiting for it")
                 time.sleep(0.5)
         self.holder.swap(model)
         self.metrics.serving(model.version, swapped=False)
         log.info("serving model %s", model.version)
+
+    def _bootstrap(self, reason: str) -> None:
+        from shared.publishing import train_initial  # needs all of scikit-learn: only here
+
+        log.warning("%s (store %s): training one from the shipped digits", reason, self.registry.root)
+        try:
+            train_initial(self.registry, source=f"bootstrap by {self.name}")
+        finally:
+            self.conn.delete(p.BOOTSTRAP_LOCK)
 
     def serve_metrics(self) -> int:
         """Expose /metrics on ``config.metrics_port`` (0: a free port), logged and announced in the heartbeat."""

@@ -140,3 +140,18 @@ def test_a_drawing_arriving_during_a_chunk_is_answered_before_the_chunk_ends(wor
     worker.process_chunk(chunk)
     assert answered_before_chunk == [1]
     assert batches.progress(batch_id).state == p.FINISHED
+
+
+def test_a_production_model_that_cannot_score_todays_features_is_replaced_at_start(config, redis_conn, caplog):
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    registry = ModelRegistry(config.model_dir)
+    rows = np.random.default_rng(0).random((20, 64))  # an older release's 64 features
+    old = registry.publish(LogisticRegression().fit(rows, list(range(10)) * 2), {})
+    registry.promote(old)
+    w = PredictWorker(config, redis_conn, registry, name="w-upgrade")
+    with caplog.at_level("WARNING"):
+        w.load_model()
+    assert w.holder.version != old and w.holder.version == registry.production_id()
+    assert "smoke prediction" in caplog.text
