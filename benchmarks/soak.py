@@ -182,7 +182,7 @@ class Soak:
 def soak(seconds: float, rate: float = 8.0, workers: int = 2, help_every: float = 2.0,
          batch_size: int = 50, max_requests: int = 200_000, warmup: float = 10.0,
          model_dir=None) -> dict:
-    stack = BenchStack(model_dir)
+    stack = BenchStack(model_dir, rate_limits=True)  # the soak checks what the limits refuse
     # No retrain worker here, and none wanted: help images must not queue retrainings.
     stack.env["SWAGDIGITS_RETRAIN_THRESHOLD"] = "0"
     stack.env["SWAGDIGITS_QUEUE_LIMIT"] = "1000"

@@ -17,7 +17,8 @@ from swagdigits.embedded_redis import EmbeddedRedis, free_port
 
 
 class BenchStack:
-    def __init__(self, model_dir: Path | None = None):
+    def __init__(self, model_dir: Path | None = None, rate_limits: bool = False):
+        """``rate_limits=False``: every simulated client shares 127.0.0.1, so per-address limits are off."""
         self.tmp = Path(tempfile.mkdtemp(prefix="swagdigits-bench-"))
         self.redis = EmbeddedRedis(self.tmp / "redis", persistent=False).start()
         self.model_dir = model_dir or self.tmp / "models"
@@ -30,6 +31,8 @@ class BenchStack:
                     **Config.from_env({}, redis_url=self.redis.url, data_dir=self.tmp,
                                       model_dir=self.model_dir, port=self.port,
                                       queue_limit=100_000).as_env(),
+                    **({} if rate_limits else {"SWAGDIGITS_RATE_LIMIT_PREDICT": "0",
+                                               "SWAGDIGITS_RATE_LIMIT_HELP": "0"}),
                     "SWAGDIGITS_WORKER_HEARTBEAT": "1", "SWAGDIGITS_LOG_LEVEL": "WARNING"}
         self.web = None
         self.workers: list[subprocess.Popen] = []
