@@ -25,7 +25,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.svm import SVC
 
-from shared import preprocess, synthetic
+from shared import feature_cache, preprocess, synthetic
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +139,14 @@ def _augmentation_for(train: Dataset) -> Dataset | None:
     n = len(shipped.y)
     if len(train.y) < n or not np.array_equal(train.X[:n], shipped.X):
         return None
+    return _fixed_extra()
+
+
+def _fixed_extra() -> Dataset:
+    """The distorted copies and synthetic drawings ``fit`` adds (cached per process)."""
     if "augmented" not in _CACHE:
         X_train, _, y_train, _ = _split()
-        parts = []
+        parts = [Dataset(np.zeros((0, preprocess.FEATURE_SIZE), np.float32), np.zeros(0, int))]
         if AUGMENT_COPIES > 0:
             parts.append(augmented(X_train, y_train))
         if SYNTHETIC_COUNT > 0:
@@ -149,6 +154,67 @@ def _augmentation_for(train: Dataset) -> Dataset | None:
         _CACHE["augmented"] = Dataset(np.concatenate([p.X for p in parts]),
                                       np.concatenate([p.y for p in parts]))
     return _CACHE["augmented"]
+
+
+# ------------------------------------------------------- on-disk cache --
+FIXED_KIND = "fixed"
+
+
+def fixed_fingerprint() -> str:
+    """Identifies the fixed training set: its code, libraries and constants."""
+    return feature_cache.fingerprint(feature_cache.FIXED_SOURCES, {
+        "holdout_share": HOLDOUT_SHARE, "split_seed": SPLIT_SEED,
+        "augment_copies": AUGMENT_COPIES, "augment_seed": AUGMENT_SEED,
+        "synthetic_count": SYNTHETIC_COUNT, "synthetic_seed": SYNTHETIC_SEED,
+        "feature_size": preprocess.FEATURE_SIZE})
+
+
+def prepare_fixed(cache_dir=None) -> str:
+    """Make the fixed part of the training set ready in this process.
+
+    The fixed part (shipped digits split into train/held-out, their distorted
+    copies, the synthetic drawings) is deterministic given the code, yet takes
+    ~15 s of one core to compute: a retraining reads it from ``cache_dir``
+    instead (``shared.feature_cache``; a changed fingerprint or an unreadable
+    file means it is computed again and the file rewritten). Returns where it
+    came from: ``"memory"``, ``"disk"`` or ``"computed"``.
+    """
+    if "shipped" in _CACHE and "augmented" in _CACHE:
+        return "memory"
+    print_ = fixed_fingerprint() if cache_dir is not None else None
+    if cache_dir is not None:
+        arrays = feature_cache.load_arrays(cache_dir, FIXED_KIND, print_)
+        if arrays is not None and _install_fixed(arrays):
+            log.info("fixed training features read from %s (%s)", cache_dir, print_)
+            return "disk"
+    started = time.perf_counter()
+    train, test = shipped_digits()
+    extra = _fixed_extra()
+    log.info("fixed training features computed in %.1fs", time.perf_counter() - started)
+    if cache_dir is not None:
+        try:
+            feature_cache.save_arrays(cache_dir, FIXED_KIND, print_, {
+                "train_X": train.X, "train_y": train.y, "test_X": test.X, "test_y": test.y,
+                "extra_X": extra.X, "extra_y": extra.y})
+        except OSError as exc:  # a cache that cannot be written only costs time
+            log.warning("cannot write the fixed feature cache to %s: %s", cache_dir, exc)
+    return "computed"
+
+
+def _install_fixed(arrays: dict) -> bool:
+    try:
+        parts = [Dataset(arrays[f"{name}_X"], arrays[f"{name}_y"]) for name in ("train", "test", "extra")]
+    except KeyError as exc:
+        log.warning("fixed feature cache lacks %s: recomputing", exc)
+        return False
+    if any(p.X.ndim != 2 or p.X.shape[1] != preprocess.FEATURE_SIZE or len(p.X) != len(p.y)
+           for p in parts) or not len(parts[0].y) or not np.isfinite(parts[0].X).all():
+        log.warning("fixed feature cache has unexpected shapes: recomputing")
+        return False
+    train, test, extra = parts
+    _CACHE["shipped"] = (train, test)
+    _CACHE["augmented"] = extra
+    return True
 
 
 def fit(train: Dataset):

@@ -12,10 +12,15 @@ the store, marked rejected, with the reason in its metadata.
 """
 from __future__ import annotations
 
+import functools
 import logging
+import multiprocessing
+import os
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import datetime, timezone
 
 import numpy as np
@@ -23,6 +28,7 @@ import redis
 from threadpoolctl import threadpool_limits
 
 from shared import model_events, retrain_trigger, training
+from shared.feature_cache import HelpFeatureCache
 from shared.config import Config
 from shared.help_store import HelpEntry, HelpStore, is_holdout
 from shared.image_input import ImageLimits, ImageRejected
@@ -32,6 +38,17 @@ from shared.preprocess import FEATURE_SIZE, features
 from shared.publishing import library_versions
 
 log = logging.getLogger("swagdigits.retrain")
+
+# Help images are featurised in this many processes (they inherit the retrain
+# worker's nice +10, so busy predict workers still get the CPU first) when at
+# least PARALLEL_MIN_IMAGES are not in the feature cache yet.
+HELP_PROCESSES = min(2, os.cpu_count() or 1)
+PARALLEL_MIN_IMAGES = 200
+
+
+def feature_cache_dir(model_root: Path | str) -> Path:
+    """Where retraining keeps its feature caches: beside the models they serve."""
+    return Path(model_root) / "feature-cache"
 
 
 @dataclass(frozen=True)
@@ -67,11 +84,20 @@ def retrain(config: Config, conn: redis.Redis, registry: ModelRegistry, help_sto
 def _retrain(config, conn, registry, help_store, reason, pusher) -> dict:
     started = time.perf_counter()
     limits = ImageLimits.from_config(config)
-    help_data = load_help(help_store.entries(), config.help_holdout_share, limits)
+    cache_dir = feature_cache_dir(registry.root)
+    fixed_from = training.prepare_fixed(cache_dir)
+    fixed_done = time.perf_counter()
+    help_cache = HelpFeatureCache(cache_dir).load()
+    help_data = load_help(help_store.entries(), config.help_holdout_share, limits,
+                          cache=help_cache, processes=HELP_PROCESSES)
+    help_done = time.perf_counter()
     shipped_train, shipped_eval = training.shipped_digits()
     train = _concat(shipped_train, help_data.train)   # shipped first: fit() augments them
     estimator = training.fit(train)
     train_seconds = time.perf_counter() - started
+    timings = {"fixed_features": round(fixed_done - started, 2), "fixed_from": fixed_from,
+               "help_features": round(help_done - fixed_done, 2),
+               "help_cached": help_cache.hits, "fit": round(time.perf_counter() - help_done, 2)}
 
     evaluation = _concat(shipped_eval, help_data.holdout)
     candidate = _scores(estimator, shipped_eval, help_data.holdout, evaluation)
@@ -85,6 +111,7 @@ def _retrain(config, conn, registry, help_store, reason, pusher) -> dict:
         "production_scores": production,
         "gate": {"passed": passed, "reason": why, "tolerance": config.promotion_tolerance},
         "train_seconds": round(train_seconds, 2),
+        "timings": timings,
         "n_train": int(len(train.y)),
         "n_shipped_train": int(len(shipped_train.y)),
         "n_help_images": int(len(help_data.train.y)),
@@ -103,8 +130,8 @@ def _retrain(config, conn, registry, help_store, reason, pusher) -> dict:
         registry.reject(model_id)
     help_store.mark_trained(help_data.seen)
     verdict = "promoted" if passed else "rejected"
-    log.info("candidate %s %s: %s (trained on %d help images in %.1fs)",
-             model_id, verdict, why, len(help_data.train.y), train_seconds)
+    log.info("candidate %s %s: %s (trained on %d help images in %.1fs: %s)",
+             model_id, verdict, why, len(help_data.train.y), train_seconds, timings)
     # outcome / candidate_accuracy / production_accuracy / help_images: read by
     # workers.retrain_metrics (shared.metrics.retrain_summary) for /metrics.
     return {"model_id": model_id, "outcome": verdict, "reason": why, "parent": parent,
@@ -113,6 +140,7 @@ def _retrain(config, conn, registry, help_store, reason, pusher) -> dict:
             "help_images": int(len(help_data.train.y)),
             "n_help_holdout": int(len(help_data.holdout.y)),
             "train_seconds": round(train_seconds, 2),
+            "timings": timings,
             "total_seconds": round(time.perf_counter() - started, 2)}
 
 
@@ -125,21 +153,70 @@ def gate(candidate: float, production: float | None, tolerance: float) -> tuple[
     return False, f"candidate {candidate:.4f} < production {production:.4f} - {tolerance:g}"
 
 
-def load_help(entries: list[HelpEntry], holdout_share: float, limits: ImageLimits) -> HelpData:
-    """Help images as features, split for ever by their hash into train and held-back."""
-    rows = {False: ([], []), True: ([], [])}
-    unreadable = 0
+def load_help(entries: list[HelpEntry], holdout_share: float, limits: ImageLimits,
+              cache: HelpFeatureCache | None = None, processes: int = 1) -> HelpData:
+    """Help images as features, split for ever by their hash into train and held-back.
+
+    Images whose SHA-256 is in ``cache`` are not decoded again (a stored help
+    image never changes); the others are featurised, in ``processes``
+    processes when there are many, and the cache is rewritten with every
+    readable image's row.
+    """
+    by_sha: dict[str, np.ndarray] = {}
+    todo = []
     for entry in entries:
-        try:
-            row = features(decode_ink(entry.png.read_bytes(), limits))
-        except (OSError, ImageRejected) as exc:
+        row = cache.get(entry.sha256, FEATURE_SIZE) if cache is not None else None
+        if row is None:
+            todo.append(entry)
+        else:
+            by_sha[entry.sha256] = row
+    unreadable = 0
+    for entry, (row, error) in zip(todo, featurise([e.png for e in todo], limits, processes)):
+        if row is None:
             unreadable += 1
-            log.warning("help image %s skipped: %s", entry.png, exc)
+            log.warning("help image %s skipped: %s", entry.png, error)
+        else:
+            by_sha[entry.sha256] = row
+    if cache is not None and (todo or set(cache.rows) != set(by_sha)):
+        try:
+            cache.save(by_sha)
+        except OSError as exc:  # a cache that cannot be written only costs time
+            log.warning("cannot write the help feature cache: %s", exc)
+    rows = {False: ([], []), True: ([], [])}
+    for entry in entries:
+        row = by_sha.get(entry.sha256)
+        if row is None:
             continue
         X, y = rows[is_holdout(entry.sha256, holdout_share)]
         X.append(row)
         y.append(entry.label)
     return HelpData(_dataset(*rows[False]), _dataset(*rows[True]), len(entries), unreadable)
+
+
+def featurise(paths: list[Path], limits: ImageLimits, processes: int = 1) -> list[tuple]:
+    """``(features, None)`` or ``(None, why)`` per PNG path, in order.
+
+    Many images are split over ``processes`` forked processes (each at this
+    process's niceness, one numerical thread); a few are not worth the forks.
+    """
+    one = functools.partial(_featurise_one, limits=limits)
+    if processes <= 1 or len(paths) < PARALLEL_MIN_IMAGES:
+        return [one(path) for path in paths]
+    chunk = max(1, min(256, len(paths) // (processes * 8)))
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_one_thread) as pool:
+        return list(pool.map(one, paths, chunksize=chunk))
+
+
+def _featurise_one(path: Path, limits: ImageLimits) -> tuple:
+    try:
+        return features(decode_ink(Path(path).read_bytes(), limits)), None
+    except (OSError, ImageRejected) as exc:
+        return None, str(exc)
+
+
+def _one_thread() -> None:
+    threadpool_limits(limits=1)
 
 
 def _production_scores(registry, shipped_eval, help_holdout, evaluation):

@@ -33,11 +33,13 @@ def lower_priority(niceness: int) -> int:
     return value
 
 
-def warm_up() -> None:
-    """Prepare the shipped digits once here, so every forked job inherits them ready."""
+def warm_up(config: Config) -> None:
+    """Prepare the fixed training features once here, so every forked job inherits them
+    ready: read from the feature cache beside the models, or computed and cached there."""
     from shared import training
+    from workers.retrain_job import feature_cache_dir
 
-    training.shipped_digits()
+    training.prepare_fixed(feature_cache_dir(config.model_dir))
 
 
 def main(config: Config | None = None) -> int:
@@ -50,7 +52,7 @@ def main(config: Config | None = None) -> int:
     metrics.retrain()  # the series exist at zero before the first run
     port = metrics.serve(config.metrics_port)
     log.info("metrics on http://0.0.0.0:%d/metrics", port)
-    warm_up()
+    warm_up(config)
     log.info("retrain worker listening on queue %r", p.RETRAIN_QUEUE)
     worker.work(with_scheduler=False, logging_level=config.log_level)
     return 0
