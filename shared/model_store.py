@@ -12,8 +12,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import logging
+import tarfile
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.atomic import write_atomic
+from shared.compiled_model import COMPILED_NAME, CompiledSVC, export
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +109,16 @@ class ModelRegistry:
 
     # -- writing -----------------------------------------------------------
     def publish(self, estimator, extra: dict) -> str:
-        """Upload a trained estimator with its metadata; return its version id."""
-        meta = self.store.upload(DOMAIN, model=estimator, extra_metadata=dict(extra))
+        """Upload a trained estimator with its metadata; return its version id.
+
+        An RBF SVC also gets a numpy-only copy (``shared.compiled_model``) in
+        the same artifact, which is what predict workers load.
+        """
+        with tempfile.TemporaryDirectory() as tmp:
+            compiled = Path(tmp) / COMPILED_NAME
+            extra_files = [str(compiled)] if export(estimator, compiled) else []
+            meta = self.store.upload(DOMAIN, model=estimator, extra_metadata=dict(extra),
+                                     extra_files=extra_files)
         model_id = meta["model"]["model_id"]
         artifact = Path(meta["storage"]["path"])
         checksum = _sha256(artifact)
@@ -182,7 +194,23 @@ class ModelRegistry:
         return ids[-1]
 
     def load(self, model_id: str) -> LoadedModel:
-        """Load a model after checking its artifact against the recorded checksum."""
+        """Load a model for serving, after checking its artifact against the recorded checksum."""
+        artifact, info = self._verified_artifact(model_id)
+        try:
+            estimator = _load_compiled(artifact) or self.store.load(DOMAIN, model_id)
+        except Exception as exc:  # a tar or pickle error: the artifact is unusable
+            raise ArtifactMismatch(f"model {model_id} could not be loaded: {exc}") from exc
+        return LoadedModel(version=model_id, estimator=estimator, metadata=info.get("extra") or {})
+
+    def load_estimator(self, model_id: str):
+        """The pickled scikit-learn estimator itself (checksum verified), e.g. to publish a copy."""
+        self._verified_artifact(model_id)
+        try:
+            return self.store.load(DOMAIN, model_id)
+        except Exception as exc:
+            raise ArtifactMismatch(f"model {model_id} could not be loaded: {exc}") from exc
+
+    def _verified_artifact(self, model_id: str) -> tuple[Path, dict]:
         info = self.info(model_id)
         artifact = Path(info["storage"]["path"])
         try:
@@ -193,11 +221,7 @@ class ModelRegistry:
             raise ArtifactMismatch(f"model {model_id}: artifact checksum does not match")
         if info["model"]["domain"] != DOMAIN or info["model"]["model_type"]["library"] != "sklearn":
             raise ArtifactMismatch(f"model {model_id}: metadata is not a digits sklearn model")
-        try:
-            estimator = self.store.load(DOMAIN, model_id)
-        except Exception as exc:  # a tar or pickle error: the artifact is unusable
-            raise ArtifactMismatch(f"model {model_id} could not be loaded: {exc}") from exc
-        return LoadedModel(version=model_id, estimator=estimator, metadata=info.get("extra") or {})
+        return artifact, info
 
     def load_production(self) -> LoadedModel:
         return self.load(self.production_id())
@@ -272,6 +296,17 @@ def _file_lock(path: Path):
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _load_compiled(artifact: Path) -> CompiledSVC | None:
+    """The artifact's numpy-only model, if it has one (so scikit-learn stays unimported)."""
+    with tarfile.open(artifact, "r:gz") as tar:
+        try:
+            member = tar.getmember(f"extras/{COMPILED_NAME}")
+        except KeyError:
+            return None
+        with tar.extractfile(member) as fh:
+            return CompiledSVC.load(io.BytesIO(fh.read()))
 
 
 def _sha256(path: Path) -> str:
