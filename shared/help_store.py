@@ -28,9 +28,7 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,7 +36,7 @@ from pathlib import Path
 import redis
 
 from shared import protocol as p
-from shared.atomic import write_atomic
+from shared.atomic import create_exclusive, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +163,7 @@ class HelpStore:
         """Claim ``entry_id`` for ``label``; None if we got it, else the label it already has."""
         claims = self.root / _CLAIMS
         target = claims / entry_id
-        if _create_exclusive(target, str(label).encode()):
+        if create_exclusive(target, str(label).encode()):
             return None
         try:
             return int(target.read_text().strip())
@@ -180,27 +178,5 @@ class HelpStore:
 
     def _salt(self) -> bytes:
         path = self.root / _SALT
-        _create_exclusive(path, secrets.token_hex(32).encode())
+        create_exclusive(path, secrets.token_hex(32).encode())
         return path.read_bytes()
-
-
-def _create_exclusive(path: Path, data: bytes) -> bool:
-    """Create ``path`` holding ``data`` in one step, only if it does not exist yet.
-
-    Written to a temp file first and hard-linked into place: ``link`` fails if
-    the name exists, and a reader never sees a half-written file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        return True
-    finally:
-        os.unlink(tmp)

@@ -6,15 +6,10 @@ from shared.job_queue import PredictQueue
 from shared.model_store import ModelRegistry
 from shared.publishing import train_initial
 from tests.drawings import digit_png
+from tests.fakes import RecordingPusher
 from workers.predict_worker import PredictWorker
 
 
-class RecordingPusher:
-    def __init__(self):
-        self.events = []
-
-    def emit(self, event, data, room=None):
-        self.events.append((event, data, room))
 
 
 @pytest.fixture

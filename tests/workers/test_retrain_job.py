@@ -12,15 +12,10 @@ from shared import retrain_trigger, training
 from shared.help_store import HelpStore
 from shared.model_store import REJECTED, ModelRegistry
 from tests.drawings import digit_png
+from tests.fakes import RecordingPusher
 from workers import retrain_job
 
 
-class RecordingPusher:
-    def __init__(self):
-        self.events = []
-
-    def emit(self, event, data, room=None):
-        self.events.append((event, data, room))
 
 
 @pytest.fixture
