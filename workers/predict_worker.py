@@ -17,6 +17,7 @@ import threading
 import time
 
 import redis
+from threadpoolctl import threadpool_limits
 
 from shared import heartbeat, metrics
 from shared import protocol as p
@@ -280,6 +281,9 @@ def smoke_test(model) -> None:
 
 def main(config: Config | None = None) -> int:
     limit_malloc_arenas()
+    # One BLAS thread: the kernel matmuls are small, and extra BLAS threads only
+    # fight the web tier and the other workers for the same cores.
+    threadpool_limits(limits=1)
     config = config or Config.from_env()
     conn = connect(config.redis_url)
     worker = PredictWorker(config, conn, ModelRegistry(config.model_dir), Pusher(config.redis_url))
