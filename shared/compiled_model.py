@@ -14,6 +14,7 @@ Any other estimator is simply not compiled and is loaded from its pickle.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +30,13 @@ def export(estimator, path: Path) -> bool:
         return False
     if estimator.kernel != "rbf" or not estimator.probability or len(estimator.classes_) < 3:
         return False
+    with warnings.catch_warnings():
+        # scikit-learn 1.9 deprecates probA_/probB_ with probability=True (see shared/training.py).
+        warnings.simplefilter("ignore", FutureWarning)
+        prob_a, prob_b = estimator.probA_, estimator.probB_
     np.savez(path, support_vectors=estimator.support_vectors_, n_support=estimator.n_support_,
              dual_coef=estimator.dual_coef_, intercept=estimator.intercept_,
-             prob_a=estimator.probA_, prob_b=estimator.probB_,
-             gamma=np.array(estimator._gamma), classes=estimator.classes_)
+             prob_a=prob_a, prob_b=prob_b, gamma=np.array(estimator._gamma), classes=estimator.classes_)
     return True
 
 
