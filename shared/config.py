@@ -72,6 +72,9 @@ SETTINGS: dict[str, Setting] = {
     "help_holdout_share": Setting("SWAGDIGITS_HELP_HOLDOUT_SHARE", "0.1", float,
                                   "Share of help images (fixed by their SHA-256) never trained on, "
                                   "kept to evaluate candidates."),
+    "help_weight": Setting("SWAGDIGITS_HELP_WEIGHT", "0.25", float,
+                           "How much one help image counts in training, relative to one shipped "
+                           "digit (below 1: new styles are learnt without forgetting others)."),
     "retrain_nice": Setting("SWAGDIGITS_RETRAIN_NICE", "10", int,
                             "Niceness the retrain worker adds to itself so training never starves "
                             "prediction."),
@@ -122,6 +125,7 @@ class Config:
     promotion_tolerance: float
     help_holdout_share: float
     retrain_nice: int
+    help_weight: float
     batch_max_images: int
     batch_max_bytes: int
     batch_chunk_size: int
@@ -170,6 +174,8 @@ class Config:
         for name in ("rate_limit_predict", "rate_limit_help"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{SETTINGS[name].env} must be 0 or more")
+        if not 0.0 < self.help_weight <= 10.0:
+            raise ConfigError(f"{SETTINGS['help_weight'].env} must be in (0, 10]")
         if not 0 <= self.retrain_nice <= 19:
             raise ConfigError(f"{SETTINGS['retrain_nice'].env} must be in 0..19")
 

@@ -93,7 +93,7 @@ def _retrain(config, conn, registry, help_store, reason, pusher) -> dict:
     help_done = time.perf_counter()
     shipped_train, shipped_eval = training.shipped_digits()
     train = _concat(shipped_train, help_data.train)   # shipped first: fit() augments them
-    estimator = training.fit(train)
+    estimator = training.fit(train, appended_weight=config.help_weight)
     train_seconds = time.perf_counter() - started
     timings = {"fixed_features": round(fixed_done - started, 2), "fixed_from": fixed_from,
                "help_features": round(help_done - fixed_done, 2),
@@ -115,6 +115,7 @@ def _retrain(config, conn, registry, help_store, reason, pusher) -> dict:
         "n_train": int(len(train.y)),
         "n_shipped_train": int(len(shipped_train.y)),
         "n_help_images": int(len(help_data.train.y)),
+        "help_weight": config.help_weight,
         "n_help_holdout": int(len(help_data.holdout.y)),
         "n_help_unreadable": help_data.unreadable,
         "n_holdout": int(len(evaluation.y)),

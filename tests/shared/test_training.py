@@ -88,3 +88,16 @@ def test_fit_accepts_appended_help_data(shipped):
     estimator = training.fit(extended)
     assert list(estimator.classes_) == list(range(10))
     assert estimator.predict(help_X[:1])[0] == 7
+
+
+def test_appended_help_rows_count_by_their_weight(shipped):
+    """Help rows that contradict the shipped digits win at full weight, not at a small one."""
+    train, held_out = shipped
+    ones = train.X[train.y == 1]
+    contradicting = training.Dataset(np.concatenate([train.X] + [ones] * 3),
+                                     np.concatenate([train.y, np.full(3 * len(ones), 7)]))
+    test_ones = held_out.X[held_out.y == 1]
+    heavy = training.fit(contradicting, appended_weight=1.0).predict(test_ones)
+    light = training.fit(contradicting, appended_weight=0.01).predict(test_ones)
+    assert np.mean(heavy == 7) > np.mean(light == 7) + 0.25, "weight must change what is learnt"
+    assert np.mean(light == 1) > 0.8, "at a tiny weight the shipped digits still rule"
