@@ -59,7 +59,7 @@ def test_a_good_candidate_is_versioned_promoted_and_announced(config, redis_conn
 def test_a_worse_candidate_is_rejected_kept_and_production_stays(config, redis_conn, help_store, monkeypatch):
     from sklearn.dummy import DummyClassifier
 
-    def bad_fit(train):  # always answers the most common digit: far worse than production
+    def bad_fit(train, appended_weight=1.0):  # always answers the most common digit: far worse than production
         return DummyClassifier(strategy="most_frequent").fit(train.X, train.y)
 
     monkeypatch.setattr(training, "fit", bad_fit)
