@@ -43,3 +43,8 @@ def test_every_setting_is_a_config_field():
 def test_a_data_dir_override_moves_the_folders_that_were_not_given():
     config = Config.from_env({}, data_dir=Path("/tmp/x"), help_dir=Path("/tmp/h"))
     assert config.model_dir == Path("/tmp/x/models") and config.help_dir == Path("/tmp/h")
+
+
+def test_the_readme_documents_every_setting():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert [s.env for s in SETTINGS.values() if f"`{s.env}`" not in readme] == []
