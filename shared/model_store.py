@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import tarfile
 import tempfile
 import threading
@@ -84,6 +85,11 @@ class ModelRegistry:
         """The full ModelStore, needed only to upload and load artifacts: it imports scikit-learn."""
         if self._store is None:
             from modelstore import ModelStore  # imported late: it is slow to import
+
+            # modelstore imports setuptools to record its version; with the stdlib
+            # distutils already loaded, setuptools' distutils override fails an
+            # assertion and modelstore logs an ERROR on every upload. Not a setting.
+            os.environ.setdefault("SETUPTOOLS_USE_DISTUTILS", "stdlib")
 
             self._store = ModelStore(storage=self.storage)
         return self._store
