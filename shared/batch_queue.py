@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import redis
 
 from shared import protocol as p
-from shared.job_queue import autoclaim, ensure_group, read_group
+from shared.job_queue import StreamGroup, autoclaim
 
 # ARGV: index1, result1, index2, result2, ...  Returns {done, total} or {-1, -1} if expired.
 _RECORD_LUA = """
@@ -64,7 +64,7 @@ class BatchQueue:
         self.ttl = ttl
         self.stream = p.BATCH_STREAM
         self._record = conn.register_script(_RECORD_LUA)
-        self._group_ready = False
+        self.group = StreamGroup(conn, self.stream)
 
     # -- web side ----------------------------------------------------------
     def submit(self, items: list[bytes | str]) -> tuple[str, float]:
@@ -81,7 +81,7 @@ class BatchQueue:
                   if isinstance(item, str)}
         valid = [(i, item) for i, item in enumerate(items) if not isinstance(item, str)]
         state = p.FINISHED if len(errors) == len(items) else p.QUEUED
-        self._ensure_group()
+        self.group.ensure()
         pipe = self.conn.pipeline(transaction=True)
         pipe.hset(meta_key, mapping={"state": state, "total": len(items), "done": len(errors),
                                      "created_at": f"{now:.3f}", "expires_at": expires_at})
@@ -117,18 +117,8 @@ class BatchQueue:
         return int(self.conn.xlen(self.stream))
 
     # -- worker side -------------------------------------------------------
-    def _ensure_group(self) -> None:
-        if not self._group_ready:
-            ensure_group(self.conn, self.stream)
-            self._group_ready = True
-
     def claim(self, consumer: str, block_ms: int | None = None) -> Chunk | None:
-        self._ensure_group()
-        entries = read_group(self.conn, consumer, [self.stream], 1, block_ms)
-        if entries is None:
-            self._group_ready = False
-            return None
-        chunks = self.parse(entries.get(self.stream, []))
+        chunks = self.parse(self.group.read(consumer, 1, block_ms))
         return chunks[0] if chunks else None
 
     def parse(self, entries) -> list[Chunk]:
@@ -150,7 +140,7 @@ class BatchQueue:
         return Progress(chunk.batch_id, p.FINISHED if done >= total else p.RUNNING, done, total)
 
     def reclaim_stale(self, consumer: str, min_idle_ms: int, count: int = 1) -> list[Chunk]:
-        self._ensure_group()
+        self.group.ensure()
         return [_chunk_from_entry(entry_id, fields, deliveries)
                 for entry_id, fields, deliveries in autoclaim(self.conn, self.stream, consumer,
                                                               min_idle_ms, count)]

@@ -53,6 +53,36 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
+class StreamGroup:
+    """A stream read by the predict workers' consumer group, created once per process.
+
+    Redis forgets the group when it restarts without persistence; a read that
+    finds it gone calls ``forget`` so the next use creates it again.
+    """
+
+    def __init__(self, conn: redis.Redis, stream: str):
+        self.conn = conn
+        self.stream = stream
+        self._ready = False
+
+    def ensure(self) -> None:
+        if not self._ready:
+            ensure_group(self.conn, self.stream)
+            self._ready = True
+
+    def forget(self) -> None:
+        self._ready = False
+
+    def read(self, consumer: str, count: int, block_ms: int | None) -> list:
+        """New entries for ``consumer`` (empty if none, or if the group had vanished)."""
+        self.ensure()
+        entries = read_group(self.conn, consumer, [self.stream], count, block_ms)
+        if entries is None:
+            self.forget()
+            return []
+        return entries.get(self.stream, [])
+
+
 class PredictQueue:
     """Both ends of the prediction stream; web and workers share this one definition."""
 
@@ -61,14 +91,14 @@ class PredictQueue:
         self.stream = stream
         self.result_ttl = result_ttl
         self._enqueue = conn.register_script(_ENQUEUE_LUA)
-        self._group_ready = False
+        self.group = StreamGroup(conn, stream)
 
     # -- web side ----------------------------------------------------------
     def submit(self, image: bytes, limit: int, room: str = "", wants_reply: bool = True,
                job_id: str | None = None) -> str:
         """Queue one drawing; raise QueueFull when ``limit`` drawings already wait."""
         job_id = job_id or new_job_id()
-        self.ensure_group()
+        self.group.ensure()
         depth = self._enqueue(
             keys=[self.stream, p.JOB_KEY.format(job_id)],
             args=[limit, self.result_ttl, f"{time.time():.6f}", job_id, image, room,
@@ -100,19 +130,9 @@ class PredictQueue:
         return int(self.conn.xlen(self.stream))
 
     # -- worker side -------------------------------------------------------
-    def ensure_group(self) -> None:
-        if not self._group_ready:
-            ensure_group(self.conn, self.stream)
-            self._group_ready = True
-
     def claim(self, consumer: str, count: int, block_ms: int | None) -> list[Job]:
         """Take up to ``count`` waiting drawings; block up to ``block_ms`` (None: don't block)."""
-        self.ensure_group()
-        entries = read_group(self.conn, consumer, [self.stream], count, block_ms)
-        if entries is None:
-            self._group_ready = False  # Redis lost its data (restart): recreate next time
-            return []
-        jobs = self.parse(entries.get(self.stream, []))
+        jobs = self.parse(self.group.read(consumer, count, block_ms))
         self.mark_started(jobs)
         return jobs
 
@@ -148,7 +168,7 @@ class PredictQueue:
 
     def reclaim_stale(self, consumer: str, min_idle_ms: int, count: int = 100) -> list[Job]:
         """Take over drawings a dead worker claimed but never finished."""
-        self.ensure_group()
+        self.group.ensure()
         claimed = autoclaim(self.conn, self.stream, consumer, min_idle_ms, count)
         return [replace(_job_from_entry(entry_id, fields), deliveries=deliveries)
                 for entry_id, fields, deliveries in claimed]

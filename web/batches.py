@@ -10,7 +10,6 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from flask_socketio import join_room
 
 from shared import protocol as p
-from shared.batch_queue import BatchQueue
 from shared.image_input import ImageRejected, bytes_from_text, inspect
 from web.errors import ApiError
 from web.services import services
@@ -21,11 +20,6 @@ bp = Blueprint("batches", __name__, url_prefix="/api/batches")
 
 _BATCH_ID = re.compile(r"^[0-9a-f]{32}$")
 CSV_COLUMNS = ["index", "digit", *[f"p{d}" for d in range(10)], "model_version", "error"]
-
-
-def batch_queue() -> BatchQueue:
-    s = services()
-    return BatchQueue(s.conn, s.config.batch_chunk_size, s.config.batch_ttl)
 
 
 @bp.post("")
@@ -39,7 +33,7 @@ def submit():
     if len(raw) > s.config.batch_max_images:
         raise ApiError(f"batch has {len(raw)} images; at most {s.config.batch_max_images} are accepted", 413)
     items = [_validated(item) for item in raw]
-    batch_id, expires_at = batch_queue().submit(items)
+    batch_id, expires_at = services().batches.submit(items)
     status_url = url_for("batches.status", batch_id=batch_id)
     response = jsonify({"batch_id": batch_id, "size": len(items), "status_url": status_url,
                         "invalid": sum(isinstance(i, str) for i in items),
@@ -51,7 +45,7 @@ def submit():
 
 @bp.get("/<batch_id>")
 def status(batch_id: str):
-    queue = batch_queue()
+    queue = services().batches
     progress = queue.progress(batch_id) if _BATCH_ID.match(batch_id) else None
     if progress is None:
         raise ApiError("no such batch (unknown id, or its results expired)", 404)
@@ -77,7 +71,7 @@ def subscribe(data):
     if not _BATCH_ID.match(str(batch_id)):
         return {"error": "batch_id must be a batch id"}
     join_room(p.BATCH_ROOM.format(batch_id))
-    progress = batch_queue().progress(batch_id)
+    progress = services().batches.progress(batch_id)
     return progress.__dict__ if progress else {"error": "no such batch"}
 
 

@@ -1,4 +1,4 @@
-"""What a request handler needs beyond Flask: config, Redis and the queue, built once per app."""
+"""What a request handler needs beyond Flask: config, Redis and the queues, built once per app."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,6 +8,7 @@ from flask import current_app
 
 from shared.config import Config
 from shared.image_input import ImageLimits
+from shared.batch_queue import BatchQueue
 from shared.job_queue import PredictQueue
 from shared.redis_conn import connect
 
@@ -17,12 +18,14 @@ class Services:
     config: Config
     conn: redis.Redis
     queue: PredictQueue
+    batches: BatchQueue
     limits: ImageLimits
 
     @classmethod
     def connect(cls, config: Config, conn: redis.Redis | None = None) -> "Services":
         conn = conn if conn is not None else connect(config.redis_url)
         return cls(config=config, conn=conn, queue=PredictQueue(conn, result_ttl=config.result_ttl),
+                   batches=BatchQueue(conn, config.batch_chunk_size, config.batch_ttl),
                    limits=ImageLimits.from_config(config))
 
 

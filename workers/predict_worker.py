@@ -108,7 +108,8 @@ class PredictWorker:
 
     # -- main loop ---------------------------------------------------------
     def run(self) -> None:
-        self.queue.ensure_group()
+        self.queue.group.ensure()
+        self.batches.group.ensure()
         self._beat()
         log.info("worker %s ready, reading %s", self.name, self.queue.stream)
         while not self.stopping.is_set():
@@ -146,7 +147,8 @@ class PredictWorker:
             return self._work([], [chunk])
         entries = read_group(self.conn, self.name, [self.queue.stream, self.batches.stream], 1, block_ms)
         if entries is None:  # Redis lost the groups: recreate them next time
-            self.queue._group_ready = self.batches._group_ready = False
+            self.queue.group.forget()
+            self.batches.group.forget()
             return 0
         jobs = self.queue.parse(entries.get(self.queue.stream, []))
         self.queue.mark_started(jobs)
