@@ -38,10 +38,10 @@ import redis
 import requests
 
 from benchmarks.stack import BenchStack
-from shared import heartbeat
-from shared.image_input import ImageLimits
-from shared.inference import predict_images
-from shared.model_store import ModelRegistry
+from shared.messaging import heartbeat
+from shared.images.upload import ImageLimits
+from shared.model.inference import predict_images
+from shared.model.store import ModelRegistry
 
 TOKEN = "bench-token"
 LIMITS = ImageLimits(4 << 20, 1 << 24, 8192)
@@ -49,7 +49,7 @@ LIMITS = ImageLimits(4 << 20, 1 << 24, 8192)
 
 def render_row(points16, brush: float) -> bytes:
     try:
-        from shared.drawing import render_pendigits_row
+        from shared.images.drawing import render_pendigits_row
     except ImportError:  # fallback: the 8 points as one round-brush polyline on a 280 canvas
         return _polyline_png(points16, brush)
     return render_pendigits_row(points16, brush=brush)
@@ -85,7 +85,7 @@ def accuracy(model, images: list[bytes], labels) -> float:
 
 
 def mnist_images(path: str, limit: int):
-    from shared.drawing import render_mnist
+    from shared.images.drawing import render_mnist
 
     data = np.load(path)
     images, labels = data["images"][:limit], data["labels"][:limit]

@@ -22,7 +22,7 @@ import redis  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from shared import metrics  # noqa: E402
-from shared.job_queue import PredictQueue  # noqa: E402
+from shared.messaging.predict_queue import PredictQueue  # noqa: E402
 from swagdigits.embedded_redis import EmbeddedRedis  # noqa: E402
 
 

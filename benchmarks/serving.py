@@ -19,9 +19,9 @@ import time
 import psutil
 
 from benchmarks.stack import BenchStack
-from shared.image_input import ImageLimits
-from shared.inference import predict_images
-from shared.model_store import ModelRegistry
+from shared.images.upload import ImageLimits
+from shared.model.inference import predict_images
+from shared.model.store import ModelRegistry
 from tests.drawings import digit_png
 
 LIMITS = ImageLimits(4 << 20, 1 << 24, 8192)

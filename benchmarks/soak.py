@@ -30,7 +30,7 @@ import requests
 from PIL import Image
 
 from benchmarks.stack import BenchStack
-from shared import protocol as p
+from shared.messaging import protocol as p
 from tests.drawings import digit_png
 
 MAX_GROWTH = 0.20

@@ -11,8 +11,8 @@ from pathlib import Path
 import requests
 
 from shared.config import Config
-from shared.model_store import ModelRegistry
-from shared.publishing import train_initial
+from shared.model.store import ModelRegistry
+from shared.model.training.publishing import train_initial
 from swagdigits.embedded_redis import EmbeddedRedis, free_port
 
 

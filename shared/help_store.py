@@ -35,7 +35,7 @@ from pathlib import Path
 
 import redis
 
-from shared import protocol as p
+from shared.messaging import protocol as p
 from shared.atomic import create_exclusive, write_atomic
 
 log = logging.getLogger(__name__)

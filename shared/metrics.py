@@ -34,7 +34,7 @@ from prometheus_client import (REGISTRY, CollectorRegistry, Counter, Gauge, Hist
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from shared import protocol as p
+from shared.messaging import protocol as p
 
 log = logging.getLogger(__name__)
 

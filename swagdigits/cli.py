@@ -100,8 +100,8 @@ def _worker(args, config: Config) -> int:
 
 
 def _train(args, config: Config) -> int:
-    from shared.model_store import ModelRegistry
-    from shared.publishing import train_initial
+    from shared.model.store import ModelRegistry
+    from shared.model.training.publishing import train_initial
 
     model_id, metrics = train_initial(ModelRegistry(config.model_dir), source="swagdigits train",
                                       promote=not args.no_promote)
@@ -112,7 +112,7 @@ def _train(args, config: Config) -> int:
 
 
 def _model_list(args, config: Config) -> int:
-    from shared.model_store import ModelRegistry
+    from shared.model.store import ModelRegistry
 
     models = ModelRegistry(config.model_dir).list()
     if not models:
@@ -126,7 +126,7 @@ def _model_list(args, config: Config) -> int:
 
 
 def _model_show(args, config: Config) -> int:
-    from shared.model_store import ModelRegistry, ModelStoreError
+    from shared.model.store import ModelRegistry, ModelStoreError
 
     registry = ModelRegistry(config.model_dir)
     try:

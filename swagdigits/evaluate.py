@@ -1,7 +1,7 @@
 """``swagdigits eval``: how well the service reads real handwriting.
 
 Digits from MNIST and UCI pendigits are rendered as browser canvases
-(``shared.drawing``) and sent through exactly the path a drawing takes in
+(``shared.images.drawing``) and sent through exactly the path a drawing takes in
 production: ``decode_ink`` -> ``preprocess.features`` -> ``predict_proba`` of
 the production model (in-process), or ``POST /api/predict`` of a running stack
 (``--url``). The data files are evaluation data only: they are read from the
@@ -22,9 +22,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from shared import drawing, preprocess
-from shared.image_input import ImageLimits
-from shared.imaging import decode_ink
+from shared.model import features as preprocess
+from shared.images import drawing
+from shared.images.upload import ImageLimits
+from shared.images.ink import decode_ink
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +138,11 @@ def production_estimator(config):
     """The production model from the model store, or a freshly trained one."""
     model_dir = getattr(config, "model_dir", None)
     try:
-        from shared.model_store import ModelRegistry  # written by the model-store work
+        from shared.model.store import ModelRegistry  # written by the model-store work
     except ImportError:
         ModelRegistry = None
     if ModelRegistry is None:
-        log.warning("shared.model_store.ModelRegistry is not available")
+        log.warning("shared.model.store.ModelRegistry is not available")
     elif model_dir is None:
         log.warning("no configuration given: not looking for a production model")
     else:
@@ -153,7 +154,7 @@ def production_estimator(config):
             if model is not None:
                 log.info("using production model %s from %s", model.version, model_dir)
                 return model.estimator, f"production model {model.version}"
-    from shared import training
+    from shared.model.training import fitting as training
     log.warning("no production model: training one in-process from the shipped digits")
     started = time.perf_counter()
     estimator = training.fit(training.shipped_digits()[0])

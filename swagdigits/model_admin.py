@@ -31,15 +31,15 @@ def register(sub) -> None:
 
 
 def _connect(config: Config):
-    from shared.redis_conn import connect
+    from shared.messaging.connection import connect
 
     return connect(config.redis_url)
 
 
 def _promote(args, config: Config) -> int:
-    from shared import model_events
-    from shared.model_store import ModelRegistry, ModelStoreError
-    from shared.push import Pusher
+    from shared.messaging import model_events
+    from shared.model.store import ModelRegistry, ModelStoreError
+    from shared.messaging.push import Pusher
 
     try:
         previous = model_events.promote_and_announce(
@@ -53,9 +53,9 @@ def _promote(args, config: Config) -> int:
 
 
 def _rollback(args, config: Config) -> int:
-    from shared import model_events
-    from shared.model_store import ModelRegistry, ModelStoreError
-    from shared.push import Pusher
+    from shared.messaging import model_events
+    from shared.model.store import ModelRegistry, ModelStoreError
+    from shared.messaging.push import Pusher
 
     try:
         model_id, previous = model_events.rollback_and_announce(
@@ -71,8 +71,8 @@ def _retrain(args, config: Config) -> int:
     conn = _connect(config)
     if args.in_process:
         from shared.help_store import HelpStore
-        from shared.model_store import ModelRegistry
-        from shared.push import Pusher
+        from shared.model.store import ModelRegistry
+        from shared.messaging.push import Pusher
         from workers.retrain_job import retrain
 
         result = retrain(config, conn, ModelRegistry(config.model_dir), HelpStore(config.help_dir, conn),
@@ -81,7 +81,7 @@ def _retrain(args, config: Config) -> int:
         return 0
     from rq.job import Job, JobStatus
 
-    from shared import retrain_trigger
+    from shared.messaging import retrain_trigger
 
     requested = retrain_trigger.request_retrain(conn, reason="swagdigits retrain")
     print(f"retrain job {requested.job_id} "

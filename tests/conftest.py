@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from shared.config import Config
-from shared.model_store import ModelRegistry
+from shared.model.store import ModelRegistry
 from swagdigits.embedded_redis import EmbeddedRedis
 
 
@@ -39,7 +39,7 @@ def redis_conn(redis_server):
 @pytest.fixture(scope="session")
 def trained_store(tmp_path_factory) -> Path:
     """A model store holding one production model, trained once per session."""
-    from shared.publishing import train_initial
+    from shared.model.training.publishing import train_initial
 
     root = tmp_path_factory.mktemp("store") / "models"
     train_initial(ModelRegistry(root), source="test fixture")

@@ -1,13 +1,13 @@
 """Digits drawn the way a person draws them on the page's canvas, for tests to send.
 
 Each digit is a list of strokes (polylines in canvas pixels, 280x280),
-rendered by ``shared.drawing.render_strokes`` exactly like the browser page.
+rendered by ``shared.images.drawing.render_strokes`` exactly like the browser page.
 """
 from __future__ import annotations
 
 import math
 
-from shared.drawing import render_strokes
+from shared.images.drawing import render_strokes
 
 
 def _arc(cx, cy, rx, ry, start_deg, end_deg, steps=24):

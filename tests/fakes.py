@@ -2,7 +2,7 @@
 
 
 class RecordingPusher:
-    """Takes the place of ``shared.push.Pusher`` and remembers every event emitted."""
+    """Takes the place of ``shared.messaging.push.Pusher`` and remembers every event emitted."""
 
     def __init__(self):
         self.events = []

@@ -5,8 +5,8 @@ import re
 
 from flask import Blueprint, jsonify, request, url_for
 
-from shared import protocol as p
-from shared.job_queue import QueueFull
+from shared.messaging import protocol as p
+from shared.messaging.predict_queue import QueueFull
 from web.errors import ApiError
 from web.services import services
 from web.uploads import image_from_request

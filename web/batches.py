@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 from flask import Blueprint, Response, jsonify, request, url_for
 from flask_socketio import join_room
 
-from shared import protocol as p
-from shared.image_input import ImageRejected, bytes_from_text, inspect
+from shared.messaging import protocol as p
+from shared.images.upload import ImageRejected, bytes_from_text, inspect
 from web.errors import ApiError
 from web.services import services
 from web.sockets import socketio

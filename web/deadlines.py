@@ -18,7 +18,7 @@ from typing import Callable
 
 import redis
 
-from shared import protocol as p
+from shared.messaging import protocol as p
 
 log = logging.getLogger(__name__)
 

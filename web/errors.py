@@ -8,7 +8,7 @@ import redis
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from shared.image_input import ImageRejected
+from shared.images.upload import ImageRejected
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import redis
 from flask import Blueprint, jsonify
 
-from shared import heartbeat
+from shared.messaging import heartbeat
 from web.services import services
 
 bp = Blueprint("health", __name__)

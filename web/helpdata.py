@@ -12,7 +12,8 @@ import re
 
 from flask import Blueprint, current_app, jsonify, request
 
-from shared import metrics, retrain_trigger
+from shared import metrics
+from shared.messaging import retrain_trigger
 from shared.help_store import HelpStore
 from web.errors import ApiError
 from web.services import services

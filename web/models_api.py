@@ -12,8 +12,10 @@ import re
 
 from flask import Blueprint, current_app, jsonify
 
-from shared import heartbeat, model_events, retrain_trigger
-from shared.model_store import ModelRegistry, ModelStoreError
+from shared.messaging import retrain_trigger
+from shared.messaging import model_events
+from shared.messaging import heartbeat
+from shared.model.store import ModelRegistry, ModelStoreError
 from web.auth import admin_required
 from web.errors import ApiError
 from web.services import services

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, send_from_directory
 
-from shared.canvas import BRUSH_WIDTH, CANVAS_SIZE
+from shared.images.canvas import BRUSH_WIDTH, CANVAS_SIZE
 from web.errors import ApiError
 from web.services import services
 

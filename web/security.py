@@ -6,7 +6,7 @@ route can be framed, sniffed into HTML or leak its URL in a Referer.
 
 Rate limits: prediction routes (``POST /api/predict``, ``POST /api/batches``,
 the Socket.IO ``predict`` event) and ``POST /helpdata`` count requests per
-client address in Redis (``shared.rate_limit``), so the limit holds however
+client address in Redis (``web.rate_limit``), so the limit holds however
 many web processes serve the client. Over the limit: 429 JSON with
 ``Retry-After``. The client is ``request.remote_addr``; forwarded-for headers
 are not trusted, since anyone can send them.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, request
 
-from shared import rate_limit
+from web import rate_limit
 from web.errors import ApiError
 
 SECURITY_HEADERS = {

@@ -7,10 +7,10 @@ import redis
 from flask import current_app
 
 from shared.config import Config
-from shared.image_input import ImageLimits
-from shared.batch_queue import BatchQueue
-from shared.job_queue import PredictQueue
-from shared.redis_conn import connect
+from shared.images.upload import ImageLimits
+from shared.messaging.batch_queue import BatchQueue
+from shared.messaging.predict_queue import PredictQueue
+from shared.messaging.connection import connect
 
 
 @dataclass

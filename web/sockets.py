@@ -3,7 +3,7 @@
 Each browser is in a room named by its sid (Flask-SocketIO's default). A
 drawing sent with the ``predict`` event is validated like an HTTP upload and
 queued tagged with that room; the predict worker that answers it emits
-``prediction`` to the room through the Redis message queue (``shared.push``),
+``prediction`` to the room through the Redis message queue (``shared.messaging.push``),
 so whichever web process holds the browser's connection delivers it. Bad
 drawings, a full queue, Redis trouble and a worker that never answers all come
 back as ``prediction_error`` ``{seq?, job_id?, error, status}``.
@@ -17,8 +17,8 @@ import socketio as python_socketio
 from flask import Flask, current_app, request
 from flask_socketio import SocketIO, emit
 
-from shared import protocol as p
-from shared.image_input import ImageRejected, bytes_from_text, inspect
+from shared.messaging import protocol as p
+from shared.images.upload import ImageRejected, bytes_from_text, inspect
 from web.deadlines import ReplyDeadlines
 from web.api import submit_drawing
 from web.errors import ApiError

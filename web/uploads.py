@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Request
 
-from shared.image_input import ImageLimits, ImageRejected, bytes_from_text, inspect
+from shared.images.upload import ImageLimits, ImageRejected, bytes_from_text, inspect
 from web.errors import ApiError
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from shared.model_store import LoadedModel
+from shared.model.store import LoadedModel
 
 
 class NoModelLoaded(RuntimeError):

@@ -19,17 +19,18 @@ import time
 import redis
 from threadpoolctl import threadpool_limits
 
-from shared import heartbeat, metrics
-from shared import protocol as p
+from shared import metrics
+from shared.messaging import heartbeat
+from shared.messaging import protocol as p
 from shared.config import Config
-from shared.image_input import ImageLimits, ImageRejected
-from shared.inference import Featurized, predict_featurized, predict_images
-from shared.batch_queue import BatchQueue, Chunk
+from shared.images.upload import ImageLimits, ImageRejected
+from shared.model.inference import Featurized, predict_featurized, predict_images
+from shared.messaging.batch_queue import BatchQueue, Chunk
 from shared.memory import limit_malloc_arenas
-from shared.job_queue import Job, PredictQueue, read_group
-from shared.model_store import ModelRegistry, ModelStoreError
-from shared.push import Pusher
-from shared.redis_conn import connect
+from shared.messaging.predict_queue import Job, PredictQueue, read_group
+from shared.model.store import ModelRegistry, ModelStoreError
+from shared.messaging.push import Pusher
+from shared.messaging.connection import connect
 from workers.model_holder import ModelHolder
 
 log = logging.getLogger("swagdigits.predict_worker")
@@ -92,7 +93,7 @@ class PredictWorker:
         log.info("serving model %s", model.version)
 
     def _bootstrap(self, reason: str) -> None:
-        from shared.publishing import train_initial  # needs all of scikit-learn: only here
+        from shared.model.training.publishing import train_initial  # needs all of scikit-learn: only here
 
         log.warning("%s (store %s): training one from the shipped digits", reason, self.registry.root)
         try:
@@ -271,7 +272,7 @@ def smoke_test(model) -> None:
     """A model that cannot answer a blank drawing must not go live."""
     import numpy as np
 
-    from shared.preprocess import FEATURE_SIZE
+    from shared.model.features import FEATURE_SIZE
 
     try:
         probs = model.estimator.predict_proba(np.zeros((1, FEATURE_SIZE), dtype=np.float32))

@@ -1,6 +1,6 @@
 """The retraining job: train on shipped digits + help data, judge, version, maybe promote.
 
-RQ runs ``run_retrain`` (enqueued by name from ``shared.retrain_trigger``);
+RQ runs ``run_retrain`` (enqueued by name from ``shared.messaging.retrain_trigger``);
 ``retrain`` holds the logic and is what tests call in-process.
 
 Judging is fair because candidate and production are scored on the *same*
@@ -27,15 +27,17 @@ import numpy as np
 import redis
 from threadpoolctl import threadpool_limits
 
-from shared import model_events, retrain_trigger, training
-from shared.feature_cache import HelpFeatureCache
+from shared.model.training import fitting as training
+from shared.messaging import retrain_trigger
+from shared.messaging import model_events
+from shared.model.training.feature_cache import HelpFeatureCache
 from shared.config import Config
 from shared.help_store import HelpEntry, HelpStore, is_holdout
-from shared.image_input import ImageLimits, ImageRejected
-from shared.imaging import decode_ink
-from shared.model_store import ModelRegistry, ModelStoreError
-from shared.preprocess import FEATURE_SIZE, features
-from shared.publishing import library_versions
+from shared.images.upload import ImageLimits, ImageRejected
+from shared.images.ink import decode_ink
+from shared.model.store import ModelRegistry, ModelStoreError
+from shared.model.features import FEATURE_SIZE, features
+from shared.model.training.publishing import library_versions
 
 log = logging.getLogger("swagdigits.retrain")
 
@@ -63,7 +65,7 @@ def run_retrain(reason: str = "requested") -> dict:
     """RQ entry point: everything from the environment and the job's own connection."""
     from rq import get_current_job
 
-    from shared.push import Pusher
+    from shared.messaging.push import Pusher
 
     config = Config.from_env()
     job = get_current_job()

@@ -18,9 +18,9 @@ import socket
 from rq import Queue
 
 from shared import metrics
-from shared import protocol as p
+from shared.messaging import protocol as p
 from shared.config import Config
-from shared.redis_conn import connect
+from shared.messaging.connection import connect
 from workers.retrain_metrics import MeteredWorker
 
 log = logging.getLogger("swagdigits.retrain_worker")
@@ -36,7 +36,7 @@ def lower_priority(niceness: int) -> int:
 def warm_up(config: Config) -> None:
     """Prepare the fixed training features once here, so every forked job inherits them
     ready: read from the feature cache beside the models, or computed and cached there."""
-    from shared import training
+    from shared.model.training import fitting as training
     from workers.retrain_job import feature_cache_dir
 
     training.prepare_fixed(feature_cache_dir(config.model_dir))

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from shared import protocol as p
-from shared.push import Pusher
+from shared.messaging import protocol as p
+from shared.messaging.push import Pusher
 from tests.page_driver import CHROMIUM, answer, draw_digit, launch, open_page, wait_for_new_answer
 
 pytestmark = [

@@ -21,8 +21,8 @@ import pytest
 import redis
 import requests
 
-from shared import protocol as p
-from shared.model_store import ModelRegistry
+from shared.messaging import protocol as p
+from shared.model.store import ModelRegistry
 from tests.drawings import digit_png
 from tests.integration.conftest import wait_for
 from tests.web.test_fuzz import HOSTILE_IMAGES, b64

@@ -10,8 +10,8 @@ import time
 import redis
 import requests
 
-from shared import heartbeat
-from shared.model_store import ModelRegistry
+from shared.messaging import heartbeat
+from shared.model.store import ModelRegistry
 from tests.drawings import digit_png
 from tests.integration.conftest import wait_for
 

@@ -13,7 +13,7 @@ import time
 import requests
 import socketio
 
-from shared import protocol as p
+from shared.messaging import protocol as p
 from tests.drawings import digit_png
 
 WAIT_S = 10.0

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from shared import protocol as p
+from shared.messaging import protocol as p
 from shared.help_store import HelpStore, is_holdout
 from tests.drawings import digit_png
 

@@ -11,9 +11,10 @@ from redis.retry import Retry
 from prometheus_client import CollectorRegistry
 from rq import Queue
 
-from shared import heartbeat, metrics
-from shared import protocol as p
-from shared.job_queue import PredictQueue
+from shared import metrics
+from shared.messaging import heartbeat
+from shared.messaging import protocol as p
+from shared.messaging.predict_queue import PredictQueue
 from swagdigits.embedded_redis import free_port
 
 

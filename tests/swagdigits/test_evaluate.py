@@ -4,8 +4,8 @@ import argparse
 import numpy as np
 import pytest
 
-from shared.image_input import ImageLimits
-from shared.imaging import decode_ink
+from shared.images.upload import ImageLimits
+from shared.images.ink import decode_ink
 from swagdigits import evaluate
 
 LIMITS = ImageLimits(4 * 1024 * 1024, 4096 * 4096, 8192)

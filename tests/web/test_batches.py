@@ -5,8 +5,8 @@ import io
 
 import pytest
 
-from shared import protocol as p
-from shared.batch_queue import BatchQueue
+from shared.messaging import protocol as p
+from shared.messaging.batch_queue import BatchQueue
 from tests.drawings import digit_png
 
 

@@ -1,6 +1,6 @@
 import redis
 
-from shared import heartbeat
+from shared.messaging import heartbeat
 
 
 def test_healthz_only_says_the_process_is_up(client):

@@ -5,7 +5,7 @@ import io
 import pytest
 from rq import Queue
 
-from shared import protocol as p
+from shared.messaging import protocol as p
 from tests.drawings import digit_png
 
 

@@ -2,7 +2,7 @@
 import socketio as python_socketio
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.job_queue import PredictQueue
+from shared.messaging.predict_queue import PredictQueue
 from web import sockets
 from web.sockets import socketio
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 from rq import Queue
 
-from shared import protocol as p
-from shared.model_store import ModelRegistry
+from shared.messaging import protocol as p
+from shared.model.store import ModelRegistry
 from web import create_app
 from web.services import Services
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.drawing import BRUSH_WIDTH, CANVAS_SIZE
+from shared.images.drawing import BRUSH_WIDTH, CANVAS_SIZE
 
 ROOT = Path(__file__).resolve().parents[2]
 

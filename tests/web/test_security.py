@@ -12,7 +12,7 @@ import logging
 
 import pytest
 
-from shared import protocol as p
+from shared.messaging import protocol as p
 from tests.drawings import digit_png
 from web import create_app
 from web.services import Services

@@ -20,9 +20,9 @@ from redis.retry import Retry
 import socketio as python_socketio
 from PIL import Image
 
-from shared import protocol as p
-from shared.job_queue import PredictQueue
-from shared.model_store import ModelRegistry
+from shared.messaging import protocol as p
+from shared.messaging.predict_queue import PredictQueue
+from shared.model.store import ModelRegistry
 from swagdigits.embedded_redis import free_port
 from tests.drawings import digit_png
 from web import create_app
@@ -94,7 +94,7 @@ def browser(app):
 
 
 class ServerPusher:
-    """shared.push.Pusher's interface, emitting through this process's Socket.IO server."""
+    """shared.messaging.push.Pusher's interface, emitting through this process's Socket.IO server."""
 
     def emit(self, event, data, room=None):
         socketio.server.emit(event, data, to=room, namespace="/")

@@ -1,10 +1,10 @@
 """The predict worker in-process, against a real redis-server and a real model store."""
 import pytest
 
-from shared import protocol as p
-from shared.job_queue import PredictQueue
-from shared.model_store import ModelRegistry
-from shared.publishing import train_initial
+from shared.messaging import protocol as p
+from shared.messaging.predict_queue import PredictQueue
+from shared.model.store import ModelRegistry
+from shared.model.training.publishing import train_initial
 from tests.drawings import digit_png
 from tests.fakes import RecordingPusher
 from workers.predict_worker import PredictWorker
@@ -90,7 +90,7 @@ def test_a_corrupted_new_model_is_refused_and_the_old_one_keeps_serving(worker, 
 
 
 def test_a_batch_chunk_is_predicted_in_input_order_with_progress_pushed(worker, redis_conn):
-    from shared.batch_queue import BatchQueue
+    from shared.messaging.batch_queue import BatchQueue
 
     batches = BatchQueue(redis_conn, chunk_size=worker.config.batch_chunk_size)
     digits = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3]
@@ -108,7 +108,7 @@ def test_a_batch_chunk_is_predicted_in_input_order_with_progress_pushed(worker, 
 
 
 def test_waiting_drawings_go_before_batch_chunks(worker, redis_conn):
-    from shared.batch_queue import BatchQueue
+    from shared.messaging.batch_queue import BatchQueue
 
     batch_id, _ = BatchQueue(redis_conn).submit([digit_png(1)] * 5)
     job_id = PredictQueue(redis_conn).submit(digit_png(7), limit=10)
@@ -118,7 +118,7 @@ def test_waiting_drawings_go_before_batch_chunks(worker, redis_conn):
 
 
 def test_a_drawing_arriving_during_a_chunk_is_answered_before_the_chunk_ends(worker, redis_conn):
-    from shared.batch_queue import BatchQueue
+    from shared.messaging.batch_queue import BatchQueue
 
     batches = BatchQueue(redis_conn, chunk_size=32)
     batch_id, _ = batches.submit([digit_png(d % 10) for d in range(32)])

@@ -3,8 +3,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.job_queue import PredictQueue
-from shared.model_store import ModelRegistry
+from shared.messaging.predict_queue import PredictQueue
+from shared.model.store import ModelRegistry
 from tests.drawings import digit_png
 from workers.predict_worker import PredictWorker
 
@@ -50,7 +50,7 @@ def test_a_batch_shows_up_in_the_scrape(worker, redis_conn, metrics_port):
 
 
 def test_a_refused_model_is_counted_and_the_old_one_keeps_its_info(worker, metrics_port, monkeypatch):
-    from shared.model_store import ModelStoreError
+    from shared.model.store import ModelStoreError
 
     before = scrape(metrics_port)
     monkeypatch.setattr(worker.registry, "production_id", lambda: "other-version")

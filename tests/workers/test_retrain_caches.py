@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from shared import feature_cache
-from shared.feature_cache import HelpFeatureCache
+from shared.model.training import feature_cache
+from shared.model.training.feature_cache import HelpFeatureCache
 from shared.help_store import HelpStore
-from shared.image_input import ImageLimits
-from shared.model_store import ModelRegistry
+from shared.images.upload import ImageLimits
+from shared.model.store import ModelRegistry
 from tests.drawings import digit_png
 from workers import retrain_job
 

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from rq import Queue
 
-from shared import protocol as p
-from shared import retrain_trigger, training
+from shared.messaging import protocol as p
+from shared.model.training import fitting as training
+from shared.messaging import retrain_trigger
 from shared.help_store import HelpStore
-from shared.model_store import REJECTED, ModelRegistry
+from shared.model.store import REJECTED, ModelRegistry
 from tests.drawings import digit_png
 from tests.fakes import RecordingPusher
 from workers import retrain_job
@@ -77,7 +78,7 @@ def test_a_worse_candidate_is_rejected_kept_and_production_stays(config, redis_c
 
 
 def test_held_back_help_images_are_never_trained_on(config, help_store):
-    from shared.image_input import ImageLimits
+    from shared.images.upload import ImageLimits
 
     limits = ImageLimits.from_config(config)
     data = retrain_job.load_help(help_store.entries(), 0.5, limits)

@@ -1,0 +1,139 @@
+"""Asking for a retraining, however often, yields at most one running and one waiting.
+
+Triggers come from many places at once (every web process's POST /helpdata
+when the pending count reaches the threshold, POST /api/retrain, the CLI).
+Retraining reads *all* help data when it starts, so a second waiting job
+would train on the same data as the first: requests made while one job waits
+simply join it.
+
+Two Redis keys keep this true across processes:
+
+- ``RETRAIN_WAITING_KEY`` names the one job queued and not yet training. A
+  trigger sets it with ``SET NX`` before enqueueing, so only one trigger wins;
+  the others answer with the same job id.
+- ``RETRAIN_RUNNING_KEY`` names the job training now. A job takes it (waiting
+  if another job still trains), and only then gives up the waiting slot, so a
+  trigger that arrives during training queues exactly one follow-up.
+
+The job is enqueued by dotted name, so the web tier never imports training code.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+import redis
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from shared import metrics
+from shared.messaging import protocol as p
+
+log = logging.getLogger(__name__)
+
+JOB_TIMEOUT_S = 30 * 60       # RQ kills a retraining that runs longer than this
+RESULT_TTL_S = 7 * 24 * 3600  # job results (the candidate's verdict) stay readable this long
+WAITING_TTL_S = 24 * 3600     # a waiting marker whose job vanished expires by itself
+RUNNING_TTL_S = JOB_TIMEOUT_S + 60
+ENQUEUE_GRACE_S = 30          # a marker this young may name a job still being enqueued
+
+_DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+
+# Delete a key only if it still holds our value (a later job may own it by now).
+_COMPARE_AND_DELETE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Requested:
+    job_id: str
+    queued: bool   # False: the request joined a retraining already waiting
+
+
+def should_trigger(pending: int, threshold: int) -> bool:
+    """Trigger when pending help reaches the threshold (and each further threshold).
+
+    Each stored image increments ``pending`` by exactly one, atomically, so
+    exactly one request sees each multiple: a burst of uploads asks once.
+    """
+    return threshold > 0 and pending >= threshold and pending % threshold == 0
+
+
+def request_retrain(conn: redis.Redis, reason: str) -> Requested:
+    """Queue a retraining unless one is already waiting; return the job that will run."""
+    metrics.record_retrain_request()
+    for _ in range(5):
+        waiting = conn.get(p.RETRAIN_WAITING_KEY)
+        if waiting:
+            waiting = waiting.decode()
+            if not _finished(conn, waiting):
+                log.info("retrain requested (%s): joins waiting job %s", reason, waiting)
+                return Requested(waiting, False)
+            _compare_and_delete(conn, p.RETRAIN_WAITING_KEY, waiting)  # its job is gone
+            continue
+        job_id = uuid.uuid4().hex
+        if not conn.set(p.RETRAIN_WAITING_KEY, job_id, nx=True, ex=WAITING_TTL_S):
+            continue  # another trigger won the race: join it on the next turn
+        try:
+            Queue(p.RETRAIN_QUEUE, connection=conn).enqueue_call(
+                p.RETRAIN_JOB_FUNC, kwargs={"reason": reason}, job_id=job_id,
+                timeout=JOB_TIMEOUT_S, result_ttl=RESULT_TTL_S, failure_ttl=RESULT_TTL_S,
+                description=f"retrain ({reason})")
+        except BaseException:
+            _compare_and_delete(conn, p.RETRAIN_WAITING_KEY, job_id)
+            raise
+        log.info("retrain requested (%s): queued job %s", reason, job_id)
+        return Requested(job_id, True)
+    raise RuntimeError("could not queue a retraining: the waiting slot kept changing")
+
+
+def status(conn: redis.Redis) -> dict:
+    waiting, running = conn.mget(p.RETRAIN_WAITING_KEY, p.RETRAIN_RUNNING_KEY)
+    return {"waiting": waiting.decode() if waiting else None,
+            "running": running.decode() if running else None}
+
+
+@contextlib.contextmanager
+def running_slot(conn: redis.Redis, job_id: str, poll_s: float = 0.5):
+    """Held by a retrain job while it trains: waits for the previous one, frees the waiting slot."""
+    while not conn.set(p.RETRAIN_RUNNING_KEY, job_id, nx=True, ex=RUNNING_TTL_S):
+        holder = conn.get(p.RETRAIN_RUNNING_KEY)
+        if holder and _ended(conn, holder.decode()):
+            # Its work horse was killed (kill -9, OOM) before the finally below ran:
+            # RQ marked it failed, so the slot is free; don't wait out the TTL.
+            log.warning("retrain job %s ended without freeing the running slot; taking it over",
+                        holder.decode())
+            _compare_and_delete(conn, p.RETRAIN_RUNNING_KEY, holder.decode())
+            continue
+        time.sleep(poll_s)
+    _compare_and_delete(conn, p.RETRAIN_WAITING_KEY, job_id)
+    try:
+        yield
+    finally:
+        _compare_and_delete(conn, p.RETRAIN_RUNNING_KEY, job_id)
+
+
+def _ended(conn: redis.Redis, job_id: str) -> bool:
+    """RQ knows ``job_id`` and says it is over (an unknown id may be an in-process run)."""
+    try:
+        return Job.fetch(job_id, connection=conn).get_status(refresh=True) in _DONE
+    except NoSuchJobError:
+        return False
+
+
+def _finished(conn: redis.Redis, job_id: str) -> bool:
+    try:
+        return Job.fetch(job_id, connection=conn).get_status(refresh=True) in _DONE
+    except NoSuchJobError:
+        # Not in RQ: gone, unless the trigger that set the marker is enqueueing it right now.
+        return conn.ttl(p.RETRAIN_WAITING_KEY) < WAITING_TTL_S - ENQUEUE_GRACE_S
+
+
+def _compare_and_delete(conn: redis.Redis, key: str, value: str) -> None:
+    conn.eval(_COMPARE_AND_DELETE, 1, key, value)

@@ -1,0 +1,324 @@
+"""The one place models are written to and loaded from: a ModelStore file-system store.
+
+Each trained model is uploaded with its metrics as ``extra_metadata`` and its
+lifecycle recorded as ModelStore states: ``production`` (exactly one model,
+the live one), ``candidate`` (trained, not yet judged), ``rejected``
+(failed the promotion gate) and ``retired`` (was production once).
+Loading verifies the artifact's SHA-256 against the one recorded at upload,
+so a corrupted or swapped file is refused rather than served.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import logging
+import os
+import tarfile
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from shared.atomic import write_atomic
+from shared.model.families.svc import COMPILED_NAME, CompiledSVC, export
+
+log = logging.getLogger(__name__)
+
+DOMAIN = "digits"
+PRODUCTION = "production"
+REJECTED = "rejected"
+RETIRED = "retired"
+STATES = (PRODUCTION, REJECTED, RETIRED)
+
+
+class ModelStoreError(RuntimeError):
+    """The store could not do what was asked (missing model, bad artifact...)."""
+
+
+class NoProductionModel(ModelStoreError):
+    """No model is marked as production yet."""
+
+
+class ArtifactMismatch(ModelStoreError):
+    """An artifact's checksum or metadata does not match what was recorded at upload."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to predict, and the version that computed every answer it gives."""
+
+    version: str
+    estimator: Any
+    metadata: dict
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    model_id: str
+    created: str
+    states: tuple[str, ...]
+    extra: dict
+
+    def as_dict(self) -> dict:
+        return {"model_id": self.model_id, "created": self.created,
+                "states": list(self.states), **{"metadata": self.extra}}
+
+
+class ModelRegistry:
+    """Thin, typed wrapper around ``modelstore.ModelStore`` for the digits domain."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+        self._store = None
+        self._storage = None
+
+    @property
+    def store(self):
+        """The full ModelStore, needed only to upload and load artifacts: it imports scikit-learn."""
+        if self._store is None:
+            from modelstore import ModelStore  # imported late: it is slow to import
+
+            # modelstore imports setuptools to record its version; with the stdlib
+            # distutils already loaded, setuptools' distutils override fails an
+            # assertion and modelstore logs an ERROR on every upload. Not a setting.
+            os.environ.setdefault("SETUPTOOLS_USE_DISTUTILS", "stdlib")
+
+            self._store = ModelStore(storage=self.storage)
+        return self._store
+
+    @property
+    def storage(self):
+        """ModelStore's file-system storage alone: states, listing and metadata.
+
+        It does not load the ML-library managers, so the web tier can list,
+        promote and roll back models without importing scikit-learn.
+        """
+        if self._storage is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            storage = _atomic_storage_class()(str(self.root), create_directory=True)
+            if not storage.validate():
+                raise ModelStoreError(f"cannot use {self.root} as a model store")
+            existing = set(storage.list_model_states())
+            for state in STATES:
+                if state not in existing:
+                    storage.create_model_state(state)
+            self._storage = storage
+        return self._storage
+
+    # -- writing -----------------------------------------------------------
+    def publish(self, estimator, extra: dict) -> str:
+        """Upload a trained estimator with its metadata; return its version id.
+
+        An RBF SVC also gets a numpy-only copy (``shared.model.families.svc``) in
+        the same artifact, which is what predict workers load.
+        """
+        with tempfile.TemporaryDirectory() as tmp:
+            compiled = Path(tmp) / COMPILED_NAME
+            extra_files = [str(compiled)] if export(estimator, compiled) else []
+            meta = self.store.upload(DOMAIN, model=estimator, extra_metadata=dict(extra),
+                                     extra_files=extra_files)
+        model_id = meta["model"]["model_id"]
+        artifact = Path(meta["storage"]["path"])
+        checksum = _sha256(artifact)
+        # The checksum must be in the metadata to verify loads; modelstore writes the
+        # metadata before we can know the digest, so record it beside it atomically.
+        write_atomic(self._checksum_path(model_id), checksum.encode())
+        log.info("published model %s", model_id)
+        return model_id
+
+    def promote(self, model_id: str, reason: str = "") -> str | None:
+        """Make ``model_id`` the only production model; return the one it replaced.
+
+        Serialised across processes (CLI, web, retrain worker) with a file lock,
+        and recorded in ``promotions/`` so ``rollback`` knows what was live before.
+        """
+        self._require(model_id)
+        with self._lock, _file_lock(self.root / ".promote.lock"):
+            previous = self.production_id(missing_ok=True)
+            self.storage.set_model_state(DOMAIN, model_id, PRODUCTION)
+            self._unset(model_id, REJECTED)
+            self._unset(model_id, RETIRED)
+            if previous and previous != model_id:
+                self._unset(previous, PRODUCTION)
+                self.storage.set_model_state(DOMAIN, previous, RETIRED)
+            record = {"model_id": model_id, "previous": previous, "reason": reason,
+                      "at": datetime.now(timezone.utc).isoformat(timespec="microseconds")}
+            write_atomic(self.root / "promotions" / f"{time.time_ns():020d}-{model_id}.json",
+                         json.dumps(record).encode())
+        log.info("model %s is production (was %s)", model_id, previous)
+        return previous
+
+    def rollback(self) -> tuple[str, str | None]:
+        """Re-promote the most recently retired version; return (promoted, replaced)."""
+        target = self.last_retired()
+        if target is None:
+            raise ModelStoreError("no retired model to roll back to")
+        return target, self.promote(target, reason="rollback")
+
+    def last_retired(self) -> str | None:
+        """The retired version that was production most recently (from the promotion log)."""
+        retired = set(self.storage.list_models(DOMAIN, RETIRED)) if self._has_domain() else set()
+        for record in self.promotions():
+            if record.get("previous") in retired:
+                return record["previous"]
+        # A store promoted before the log existed: fall back to the newest retired model.
+        newest = [m for m in self.list() if RETIRED in m.states]
+        return newest[0].model_id if newest else None
+
+    def promotions(self) -> list[dict]:
+        """Every recorded promotion, newest first."""
+        records = []
+        for path in sorted((self.root / "promotions").glob("*.json"), reverse=True):
+            try:
+                records.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                log.warning("unreadable promotion record %s", path)
+        return records
+
+    def reject(self, model_id: str) -> None:
+        self._require(model_id)
+        self.storage.set_model_state(DOMAIN, model_id, REJECTED)
+
+    # -- reading -----------------------------------------------------------
+    def production_id(self, missing_ok: bool = False) -> str | None:
+        ids = self.storage.list_models(DOMAIN, PRODUCTION) if self._has_domain() else []
+        if not ids:
+            if missing_ok:
+                return None
+            raise NoProductionModel("no production model in the store")
+        if len(ids) > 1:
+            # Never expected; pick the newest so the service still answers.
+            ids = sorted(ids, key=lambda i: self.info(i)["code"]["created"])
+        return ids[-1]
+
+    def load(self, model_id: str) -> LoadedModel:
+        """Load a model for serving, after checking its artifact against the recorded checksum."""
+        artifact, info = self._verified_artifact(model_id)
+        try:
+            estimator = _load_compiled(artifact) or self.store.load(DOMAIN, model_id)
+        except Exception as exc:  # a tar or pickle error: the artifact is unusable
+            raise ArtifactMismatch(f"model {model_id} could not be loaded: {exc}") from exc
+        return LoadedModel(version=model_id, estimator=estimator, metadata=info.get("extra") or {})
+
+    def load_estimator(self, model_id: str):
+        """The pickled scikit-learn estimator itself (checksum verified), e.g. to publish a copy."""
+        self._verified_artifact(model_id)
+        try:
+            return self.store.load(DOMAIN, model_id)
+        except Exception as exc:
+            raise ArtifactMismatch(f"model {model_id} could not be loaded: {exc}") from exc
+
+    def _verified_artifact(self, model_id: str) -> tuple[Path, dict]:
+        info = self.info(model_id)
+        artifact = Path(info["storage"]["path"])
+        try:
+            expected = self._checksum_path(model_id).read_text().strip()
+        except FileNotFoundError:
+            raise ArtifactMismatch(f"model {model_id} has no recorded checksum") from None
+        if not artifact.is_file() or _sha256(artifact) != expected:
+            raise ArtifactMismatch(f"model {model_id}: artifact checksum does not match")
+        if info["model"]["domain"] != DOMAIN or info["model"]["model_type"]["library"] != "sklearn":
+            raise ArtifactMismatch(f"model {model_id}: metadata is not a digits sklearn model")
+        return artifact, info
+
+    def load_production(self) -> LoadedModel:
+        return self.load(self.production_id())
+
+    def info(self, model_id: str) -> dict:
+        try:
+            return asdict(self.storage.get_meta_data(DOMAIN, model_id))
+        except Exception as exc:
+            raise ModelStoreError(f"no model {model_id}") from exc
+
+    def list(self) -> list[ModelSummary]:
+        """Every model, newest first, with its states and metadata."""
+        if not self._has_domain():
+            return []
+        summaries = []
+        for model_id in self.storage.list_models(DOMAIN):
+            info = self.info(model_id)
+            states = tuple(s for s in self.storage.get_model_states(DOMAIN, model_id) if s in STATES)
+            summaries.append(ModelSummary(model_id, info["code"]["created"], states, info.get("extra") or {}))
+        return sorted(summaries, key=lambda s: s.created, reverse=True)
+
+    # -- helpers -----------------------------------------------------------
+    def _has_domain(self) -> bool:
+        return DOMAIN in self.storage.list_domains()
+
+    def _require(self, model_id: str) -> None:
+        if not self._has_domain() or not self._exists(model_id):
+            raise ModelStoreError(f"no model {model_id}")
+
+    def _unset(self, model_id: str, state: str) -> None:
+        if state in self.storage.get_model_states(DOMAIN, model_id):
+            self.storage.unset_model_state(DOMAIN, model_id, state)
+
+    def _exists(self, model_id: str) -> bool:
+        try:
+            self.storage.get_meta_data(DOMAIN, model_id)
+        except Exception:  # modelstore raises its own not-found errors
+            return False
+        return True
+
+    def _checksum_path(self, model_id: str) -> Path:
+        return self.root / "checksums" / f"{model_id}.sha256"
+
+
+def _atomic_storage_class():
+    """ModelStore's file-system storage, but every file it writes appears whole or not at all.
+
+    modelstore copies each file (artifact, metadata, state records) straight to
+    its final name, so a reader listing models while a retraining publishes
+    could read a half-written JSON file, and a crash mid-copy would leave one.
+    Every write of the store goes through ``_push``: copy to a temp name, fsync,
+    rename (``shared.atomic``).
+    """
+    from modelstore.storage.local import FileSystemStorage
+
+    class AtomicFileSystemStorage(FileSystemStorage):
+        def _push(self, file_path: str, prefix: str) -> str:
+            with open(file_path, "rb") as fh:
+                write_atomic(Path(self.root_prefix) / prefix, fh.read())
+            return prefix
+
+    return AtomicFileSystemStorage
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    """An exclusive lock shared by every process using this store."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _load_compiled(artifact: Path) -> CompiledSVC | None:
+    """The artifact's numpy-only model, if it has one (so scikit-learn stays unimported)."""
+    with tarfile.open(artifact, "r:gz") as tar:
+        try:
+            member = tar.getmember(f"extras/{COMPILED_NAME}")
+        except KeyError:
+            return None
+        with tar.extractfile(member) as fh:
+            return CompiledSVC.load(io.BytesIO(fh.read()))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+

@@ -1,0 +1,68 @@
+"""Per-client request limits counted in Redis, so they hold across every web process.
+
+Fixed windows: one counter per (kind, client, window number), incremented and
+given its expiry in one Lua call, so a limit costs one round trip and the
+counters vanish by themselves. A client is its address hashed with a salt
+kept in Redis (made once, shared by all web processes): the keys never hold
+an address in clear. Fixed windows let a client send up to twice the limit
+across a window boundary; that is the price of one counter per client, and
+far below what would hurt the service (the queue limit catches the rest).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+import redis
+
+from shared.messaging import protocol as p
+
+_HIT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+PREDICT = "predict"
+HELP = "help"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    count: int
+    limit: int
+    retry_after: int   # seconds until the window ends (when refused)
+
+
+class RateLimiter:
+    def __init__(self, conn: redis.Redis, window_s: int, limits: dict[str, int]):
+        self.conn = conn
+        self.window_s = window_s
+        self.limits = limits
+        self._hit = conn.register_script(_HIT)
+        self._salt: bytes | None = None
+
+    def hit(self, kind: str, client: str, now: float | None = None) -> Verdict:
+        """Count one request of ``kind`` from ``client``; refused once the window's limit is passed."""
+        limit = self.limits.get(kind, 0)
+        if limit <= 0:
+            return Verdict(True, 0, 0, 0)
+        now = time.time() if now is None else now
+        window = int(now // self.window_s)
+        key = p.RATE_KEY.format(kind, self.client_hash(client), window)
+        count = int(self._hit(keys=[key], args=[self.window_s + 1]))
+        retry_after = max(1, int((window + 1) * self.window_s - now + 0.999))
+        return Verdict(count <= limit, count, limit, retry_after)
+
+    def client_hash(self, client: str) -> str:
+        return hmac.new(self.salt(), client.encode(), hashlib.sha256).hexdigest()[:24]
+
+    def salt(self) -> bytes:
+        if self._salt is None:
+            self.conn.set(p.RATE_SALT_KEY, secrets.token_hex(16), nx=True)
+            self._salt = self.conn.get(p.RATE_SALT_KEY) or b""
+        return self._salt
