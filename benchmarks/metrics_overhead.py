@@ -22,8 +22,10 @@ import redis  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from shared import metrics  # noqa: E402
+from shared.messaging import protocol as p  # noqa: E402
 from shared.messaging.predict_queue import PredictQueue  # noqa: E402
 from swagdigits.embedded_redis import EmbeddedRedis  # noqa: E402
+from web.metrics import QueueStateCollector  # noqa: E402
 
 
 def bench_observe(group: int, rounds: int = 2000) -> float:
@@ -44,13 +46,13 @@ def bench_scrape(url: str, rounds: int = 300) -> list[float]:
     for _ in range(20):
         queue.submit(b"x" * 2000, limit=10_000)
     registry = CollectorRegistry()
-    registry.register(metrics.RedisStateCollector(conn, heartbeat_s=5))
+    registry.register(QueueStateCollector(conn, heartbeat_s=5))
     times = []
     for _ in range(rounds):
         t0 = time.perf_counter()
         metrics.render(registry)
         times.append((time.perf_counter() - t0) * 1000)
-    conn.delete(*metrics.QUEUES.values())
+    conn.delete(*p.STREAMS.values())
     return times
 
 

@@ -57,6 +57,9 @@ SETTINGS: dict[str, Setting] = {
                                 "Largest width x height of an image accepted (413 above)."),
     "max_image_side": Setting("SWAGDIGITS_MAX_IMAGE_SIDE", "8192", int,
                               "Largest width or height of an image accepted, in pixels."),
+    "model_family": Setting("SWAGDIGITS_MODEL_FAMILY", "svc", str,
+                            "Model family new models are trained as (`swagdigits train`, a worker's "
+                            "first model, retraining); one of `shared/model/families/`."),
     "worker_heartbeat": Setting("SWAGDIGITS_WORKER_HEARTBEAT", "5", int,
                                 "Seconds between a worker's liveness beats; /readyz wants one "
                                 "seen within three of them."),
@@ -100,6 +103,12 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
+def is_set(name: str, environ: dict[str, str] | None = None) -> bool:
+    """Whether the environment gives setting ``name`` itself (rather than leaving the default)."""
+    environ = os.environ if environ is None else environ
+    return bool(environ.get(SETTINGS[name].env))
+
+
 @dataclass(frozen=True)
 class Config:
     redis_url: str
@@ -118,6 +127,7 @@ class Config:
     max_upload_bytes: int
     max_image_pixels: int
     max_image_side: int
+    model_family: str
     worker_heartbeat: int
     admin_token: str
     log_level: str

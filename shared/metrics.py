@@ -13,8 +13,8 @@ queue names, fixed outcome sets). Label values that a dashboard divides by
 are created up front so their series exist at zero before the first event.
 
 Queue depth, oldest-job age, live workers and pending help data are read
-from Redis when Prometheus scrapes (``RedisStateCollector``): one pipelined
-round trip per scrape, nothing on the request or prediction hot path.
+from Redis when Prometheus scrapes the web tier (``web.metrics``, through
+``shared.messaging.queue_state``): nothing on the request or prediction hot path.
 
 Multi-process web tier: when ``PROMETHEUS_MULTIPROC_DIR`` is set (an empty
 directory, wiped before start), prometheus_client keeps every process's
@@ -27,14 +27,11 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
 
 from prometheus_client import (REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
                                generate_latest, start_http_server)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-
-from shared.messaging import protocol as p
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +46,6 @@ CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 RETRAIN_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
-QUEUES = {"predict": p.PREDICT_STREAM, "batch": p.BATCH_STREAM}
 RETRAIN_QUEUE_LABEL = "retrain"
 RETRAIN_OUTCOMES = ("promoted", "rejected", "failed")
 FAILURE_REASONS = ("bad_image", "worker_died")
@@ -269,119 +265,45 @@ def record_retrain_request() -> None:
     web().retrain_requests.inc()
 
 
-# -- scrape-time state read from Redis ----------------------------------------
-class RedisStateCollector(Collector):
-    """Queue depth, oldest waiting job's age, enqueue totals, live workers, pending help data.
+# -- scrape-time state (read by the web tier from Redis) -----------------------
+def redis_up_family(up: bool) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(_name("redis_up"), "1 when Redis answered this scrape.")
+    family.add_metric([], 1 if up else 0)
+    return family
 
-    Read when Prometheus scrapes, in one pipelined round trip (plus one more
-    only when the retrain queue is not empty), so these numbers are the same
-    whichever web process answers and cost the hot path nothing. A Redis
-    outage is reported as ``swagdigits_redis_up 0`` rather than a failed scrape.
-    """
 
-    def __init__(self, conn, heartbeat_s: int, pending_help: Callable[[], int | None] | None = None):
-        self.conn = conn
-        self.heartbeat_s = heartbeat_s
-        self.pending_help = pending_help
+def queue_state_families(state, pending_help: int | None = None):
+    """Metric families of a ``shared.messaging.queue_state.QueueState`` snapshot."""
+    depth = GaugeMetricFamily(_name("queue_depth"), "Jobs waiting or being worked on, per queue.",
+                              labels=["queue"])
+    age = GaugeMetricFamily(_name("queue_oldest_job_age_seconds"), "Age of the oldest job still in the "
+                            "queue (0 when empty).", labels=["queue"])
+    enqueued = CounterMetricFamily(_name("jobs_enqueued"), "Jobs ever added to the queue (Redis "
+                                   "stream entries-added; same value from every web process).",
+                                   labels=["queue"])
+    for label, stats in state.streams.items():
+        depth.add_metric([label], stats.depth)
+        age.add_metric([label], stats.oldest_age_s)
+        enqueued.add_metric([label], stats.added)
+    depth.add_metric([RETRAIN_QUEUE_LABEL], state.retrain_depth)
+    age.add_metric([RETRAIN_QUEUE_LABEL], state.retrain_oldest_age_s)
+    workers = GaugeMetricFamily(_name("predict_workers_live"), "Predict workers whose heartbeat is "
+                                "recent, as /readyz counts them.")
+    workers.add_metric([], state.predict_workers)
+    families = [depth, age, enqueued, workers]
+    if pending_help is not None:
+        pending = GaugeMetricFamily(_name("help_images_pending"), "Help images received but not yet "
+                                    "used by a trained model.")
+        pending.add_metric([], pending_help)
+        families.append(pending)
+    return families
 
-    def describe(self):
-        return []  # collected live; do not run a Redis round trip at registration
 
-    def collect(self):
-        redis_up = GaugeMetricFamily(_name("redis_up"), "1 when Redis answered this scrape.")
-        try:
-            families = list(self._read())
-        except Exception as exc:  # a scrape must never fail because Redis is down
-            log.warning("metrics: could not read queue state from Redis: %s", exc)
-            redis_up.add_metric([], 0)
-            yield redis_up
-            return
-        redis_up.add_metric([], 1)
-        yield redis_up
-        yield from families
-
-    def _read(self):
-        from rq import Queue  # RQ's key layout for the retrain queue
-
-        now = time.time()
-        since = now - self.heartbeat_s * 3
-        rq_key = Queue.redis_queue_namespace_prefix + p.RETRAIN_QUEUE
-        pipe = self.conn.pipeline(transaction=False)
-        for stream in QUEUES.values():
-            pipe.xlen(stream)
-            pipe.xrange(stream, count=1)
-            pipe.xinfo_stream(stream)
-        pipe.llen(rq_key)
-        pipe.lindex(rq_key, 0)
-        pipe.zrangebyscore(p.WORKERS_KEY, since, "+inf")
-        replies = pipe.execute(raise_on_error=False)
-
-        depth = GaugeMetricFamily(_name("queue_depth"), "Jobs waiting or being worked on, per queue.",
-                                  labels=["queue"])
-        age = GaugeMetricFamily(_name("queue_oldest_job_age_seconds"), "Age of the oldest job still in the "
-                                "queue (0 when empty).", labels=["queue"])
-        enqueued = CounterMetricFamily(_name("jobs_enqueued"), "Jobs ever added to the queue (Redis "
-                                       "stream entries-added; same value from every web process).",
-                                       labels=["queue"])
-        for i, label in enumerate(QUEUES):
-            xlen, first, info = replies[i * 3:i * 3 + 3]
-            depth.add_metric([label], 0 if isinstance(xlen, Exception) else int(xlen))
-            oldest = 0.0
-            if first and not isinstance(first, Exception):
-                entry_id = first[0][0]
-                entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                oldest = max(0.0, now - int(entry_id.split("-")[0]) / 1000)
-            age.add_metric([label], oldest)
-            added = 0
-            if isinstance(info, dict):  # an absent stream (nothing queued yet) raises: count 0
-                added = int(info.get("entries-added", info.get(b"entries-added", 0)) or 0)
-            enqueued.add_metric([label], added)
-        base = len(QUEUES) * 3
-        llen, head, live = replies[base:base + 3]
-        depth.add_metric([RETRAIN_QUEUE_LABEL], 0 if isinstance(llen, Exception) else int(llen))
-        age.add_metric([RETRAIN_QUEUE_LABEL], self._rq_job_age(head, now))
-        yield depth
-        yield age
-        yield enqueued
-
-        workers = GaugeMetricFamily(_name("predict_workers_live"), "Predict workers whose heartbeat is "
-                                    "recent, as /readyz counts them.")
-        workers.add_metric([], self._count_predict_workers(live))
-        yield workers
-
-        if self.pending_help is not None:
-            pending = self.pending_help()
-            if pending is not None:
-                g = GaugeMetricFamily(_name("help_images_pending"), "Help images received but not yet "
-                                      "used by a trained model.")
-                g.add_metric([], pending)
-                yield g
-
-    def _rq_job_age(self, head, now: float) -> float:
-        if not head or isinstance(head, Exception):
-            return 0.0
-        job_id = head.decode() if isinstance(head, bytes) else head
-        raw = self.conn.hget(f"rq:job:{job_id}", "enqueued_at")
-        if not raw:
-            return 0.0
-        from datetime import datetime, timezone
-
-        text = raw.decode() if isinstance(raw, bytes) else raw
-        try:
-            stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            return 0.0
-        if stamp.tzinfo is None:
-            stamp = stamp.replace(tzinfo=timezone.utc)
-        return max(0.0, now - stamp.timestamp())
-
-    def _count_predict_workers(self, names) -> int:
-        if not names or isinstance(names, Exception):
-            return 0
-        pipe = self.conn.pipeline(transaction=False)
-        for name in names:
-            pipe.hget(p.WORKER_KEY.format(name.decode() if isinstance(name, bytes) else name), "role")
-        return sum(1 for role in pipe.execute() if role in (b"predict", "predict"))
+def socket_clients_family(count: int) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(_name("socketio_connected_clients"),
+                               "Socket.IO clients connected to this web process.")
+    family.add_metric([], count)
+    return family
 
 
 # -- exposition ---------------------------------------------------------------
@@ -421,32 +343,3 @@ def serve(port: int, addr: str = "0.0.0.0") -> int:
     """Start a worker's /metrics HTTP server in a daemon thread; return the port (0 picks a free one)."""
     server, _ = start_http_server(port, addr=addr)
     return server.server_address[1]
-
-
-def retrain_summary(result) -> tuple[str, float | None, float | None, int | None] | None:
-    """(outcome, candidate accuracy, production accuracy, help images) from a retrain job's return value.
-
-    The job returns a dict; ``outcome`` (promoted/rejected) or ``promoted``
-    (bool) says what happened. Anything else (e.g. a coalesced no-op)
-    returns None and is not counted as a run.
-    """
-    if not isinstance(result, dict):
-        return None
-    outcome = result.get("outcome")
-    if outcome not in RETRAIN_OUTCOMES:
-        promoted = result.get("promoted")
-        if not isinstance(promoted, bool):
-            return None
-        outcome = "promoted" if promoted else "rejected"
-
-    def number(*keys):
-        for key in keys:
-            value = result.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return value
-        return None
-
-    help_images = number("help_images", "n_help_images", "n_help_train")
-    return (outcome, number("candidate_accuracy", "candidate_acc"),
-            number("production_accuracy", "production_acc"),
-            None if help_images is None else int(help_images))

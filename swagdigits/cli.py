@@ -77,11 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _up(args, config: Config) -> int:
-    import os
-
+    from shared.config import is_set
     from swagdigits.supervisor import Supervisor
 
-    redis_url = args.redis_url or os.environ.get("REDIS_URL")
+    # REDIS_URL given: use that server; unset: start a private one.
+    redis_url = args.redis_url or (config.redis_url if is_set("redis_url") else None)
     return Supervisor(config, workers=args.workers, redis_url=redis_url).run()
 
 
@@ -104,7 +104,7 @@ def _train(args, config: Config) -> int:
     from shared.model.training.publishing import train_initial
 
     model_id, metrics = train_initial(ModelRegistry(config.model_dir), source="swagdigits train",
-                                      promote=not args.no_promote)
+                                      promote=not args.no_promote, family=config.model_family)
     print(f"model {model_id}: held-out accuracy {metrics['holdout_accuracy']:.4f} "
           f"({metrics['n_holdout']} digits), trained in {metrics['train_seconds']}s"
           f"{'' if args.no_promote else ', now production'}")

@@ -2,7 +2,7 @@
 
 Digits from MNIST and UCI pendigits are rendered as browser canvases
 (``shared.images.drawing``) and sent through exactly the path a drawing takes in
-production: ``decode_ink`` -> ``preprocess.features`` -> ``predict_proba`` of
+production: ``decode_ink`` -> the model's feature pipeline -> ``predict_proba`` of
 the production model (in-process), or ``POST /api/predict`` of a running stack
 (``--url``). The data files are evaluation data only: they are read from the
 paths given and never copied into the project.
@@ -22,7 +22,6 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from shared.model import features as preprocess
 from shared.images import drawing
 from shared.images.upload import ImageLimits
 from shared.images.ink import decode_ink
@@ -91,18 +90,17 @@ class Timings:
 class InProcess:
     """The production code path, timed: decode, then features + predict_proba."""
 
-    def __init__(self, estimator, limits: ImageLimits):
-        self.estimator = estimator
+    def __init__(self, model, limits: ImageLimits):
+        self.model = model
         self.limits = limits
-        self.classes = np.asarray(estimator.classes_)
         self.timings = Timings()
 
     def __call__(self, png: bytes) -> int:
         t0 = time.perf_counter()
         ink = decode_ink(png, self.limits)
         t1 = time.perf_counter()
-        proba = self.estimator.predict_proba(preprocess.features(ink)[None, :])
-        digit = int(self.classes[int(np.argmax(proba[0]))])
+        proba = self.model.predict_proba(self.model.featurize(ink)[None, :])
+        digit = int(np.argmax(proba[0]))
         t2 = time.perf_counter()
         self.timings.decode.append(t1 - t0)
         self.timings.predict.append(t2 - t1)
@@ -134,16 +132,12 @@ class Remote:
         return int(answer["digit"])
 
 
-def production_estimator(config):
+def production_model(config):
     """The production model from the model store, or a freshly trained one."""
+    from shared.model.store import ModelRegistry
+
     model_dir = getattr(config, "model_dir", None)
-    try:
-        from shared.model.store import ModelRegistry  # written by the model-store work
-    except ImportError:
-        ModelRegistry = None
-    if ModelRegistry is None:
-        log.warning("shared.model.store.ModelRegistry is not available")
-    elif model_dir is None:
+    if model_dir is None:
         log.warning("no configuration given: not looking for a production model")
     else:
         try:
@@ -153,12 +147,12 @@ def production_estimator(config):
         else:
             if model is not None:
                 log.info("using production model %s from %s", model.version, model_dir)
-                return model.estimator, f"production model {model.version}"
+                return model, f"production model {model.version}"
     from shared.model.training import fitting as training
     log.warning("no production model: training one in-process from the shipped digits")
     started = time.perf_counter()
-    estimator = training.fit(training.shipped_digits()[0])
-    return estimator, f"trained in-process from shipped digits ({time.perf_counter() - started:.1f}s)"
+    model = training.fit(training.shipped_digits()[0]).as_model()
+    return model, f"trained in-process from shipped digits ({time.perf_counter() - started:.1f}s)"
 
 
 # ---------------------------------------------------------------- report --
@@ -256,9 +250,9 @@ def run(args, config) -> int:
         predictor = Remote(args.url)
         source = f"running stack at {args.url}"
     else:
-        estimator, source = production_estimator(config)
+        model, source = production_model(config)
         limits = ImageLimits.from_config(config) if config is not None else _DEFAULT_LIMITS
-        predictor = InProcess(estimator, limits)
+        predictor = InProcess(model, limits)
     print(f"model: {source}")
 
     matrices: dict[str, np.ndarray] = {}

@@ -6,7 +6,7 @@ import logging
 from flask import Flask
 
 from shared.config import Config
-from web.services import Services
+from web.services import EXTENSION_KEY, Services
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -23,7 +23,7 @@ def create_app(config: Config | None = None, services: Services | None = None,
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes
     app.config["JSON_SORT_KEYS"] = False
-    app.extensions["swagdigits"] = services or Services.connect(config)
+    app.extensions[EXTENSION_KEY] = services or Services.connect(config)
 
     from web import api, batches, errors, health, pages, sockets
 

@@ -16,9 +16,8 @@ import threading
 import time
 from typing import Callable
 
-import redis
-
 from shared.messaging import protocol as p
+from shared.messaging.predict_queue import PredictQueue
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +25,8 @@ Emit = Callable[[str, dict, str], None]   # (event, data, room)
 
 
 class ReplyDeadlines:
-    def __init__(self, conn: redis.Redis, emit: Emit, timeout_s: float):
-        self.conn = conn
+    def __init__(self, queue: PredictQueue, emit: Emit, timeout_s: float):
+        self.queue = queue
         self.emit = emit
         self.timeout_s = timeout_s
         self._heap: list[tuple[float, str, str, object]] = []
@@ -67,12 +66,9 @@ class ReplyDeadlines:
 
     def check(self, due: list[tuple[float, str, str, object]]) -> int:
         """Emit a timeout for every job in ``due`` that has no result yet; return how many."""
-        pipe = self.conn.pipeline(transaction=False)
-        for _, job_id, _, _ in due:
-            pipe.hget(p.JOB_KEY.format(job_id), "state")
         late = 0
-        for (_, job_id, room, seq), state in zip(due, pipe.execute()):
-            if state is not None and state.decode() in (p.FINISHED, p.FAILED):
+        for (_, job_id, room, seq), state in zip(due, self.queue.states([job_id for _, job_id, _, _ in due])):
+            if state in (p.FINISHED, p.FAILED):
                 continue
             late += 1
             self.emit(p.EVENT_PREDICTION_ERROR,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from shared import metrics
 from shared.messaging import retrain_trigger
@@ -27,12 +27,7 @@ _DIGIT = re.compile(r"^[0-9]$")
 
 
 def help_store() -> HelpStore:
-    """One store per app (it holds a registered Lua script)."""
-    store = current_app.extensions.get("swagdigits_help_store")
-    if store is None:
-        s = services()
-        store = current_app.extensions["swagdigits_help_store"] = HelpStore(s.config.help_dir, s.conn)
-    return store
+    return services().help_store
 
 
 @bp.post("/helpdata")

@@ -1,7 +1,7 @@
 """``GET /metrics`` for Prometheus, and the request hooks that time every HTTP request.
 
 Metric definitions live in ``shared.metrics``; this module only wires them to
-Flask. Requests are labelled by the matched URL rule (``/api/jobs/<job_id>``),
+Flask and reads the scrape-time state. Requests are labelled by the matched URL rule (``/api/jobs/<job_id>``),
 never the raw path, so a scanner cannot blow up the series count; unmatched
 paths share the label ``<unmatched>``. Queue state, live workers and pending
 help data are read from Redis at scrape time, and the Socket.IO client count
@@ -12,25 +12,53 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from shared import metrics
+from shared.help_store import HelpStore
+from shared.messaging import queue_state
+from web.services import EXTENSION_KEY, services
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("metrics", __name__)
 
 UNMATCHED = "<unmatched>"
-_REGISTRY_KEY = "swagdigits.metrics_registry"
 
 
 @bp.get("/metrics")
 def metrics_endpoint():
-    registry = current_app.extensions[_REGISTRY_KEY]
-    return Response(metrics.render(registry), content_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.render(services().metrics_registry), content_type=CONTENT_TYPE_LATEST)
+
+
+class QueueStateCollector(Collector):
+    """Queue depth and age, live workers and pending help data, read from Redis when scraped.
+
+    The same numbers whichever web process answers, and nothing on the hot
+    path. A Redis outage is reported as ``swagdigits_redis_up 0`` rather than
+    a failed scrape.
+    """
+
+    def __init__(self, conn, heartbeat_s: int, help_store: HelpStore | None = None):
+        self.conn = conn
+        self.heartbeat_s = heartbeat_s
+        self.help_store = help_store
+
+    def describe(self):
+        return []  # collected live; do not run a Redis round trip at registration
+
+    def collect(self):
+        try:
+            state = queue_state.read(self.conn, self.heartbeat_s)
+            pending = None if self.help_store is None else int(self.help_store.pending())
+        except Exception as exc:  # a scrape must never fail because Redis is down
+            log.warning("metrics: could not read queue state from Redis: %s", exc)
+            yield metrics.redis_up_family(False)
+            return
+        yield metrics.redis_up_family(True)
+        yield from metrics.queue_state_families(state, pending)
 
 
 class SocketClientsCollector(Collector):
@@ -42,39 +70,19 @@ class SocketClientsCollector(Collector):
     def collect(self):
         from web.sockets import socketio
 
-        family = GaugeMetricFamily(metrics._name("socketio_connected_clients"),
-                                   "Socket.IO clients connected to this web process.")
         server = getattr(socketio, "server", None)
         count = 0
         if server is not None:
             count = len(server.manager.rooms.get("/", {}).get(None, {}))
-        family.add_metric([], count)
-        yield family
-
-
-def _pending_help_reader(app: Flask):
-    """How many help images await training (the help store's Redis counters; None: unknown)."""
-    from shared.help_store import HelpStore
-
-    s = app.extensions["swagdigits"]
-    store = HelpStore(s.config.help_dir, s.conn)
-
-    def read() -> int | None:
-        try:
-            return int(store.pending())
-        except Exception as exc:  # never fail a scrape over it
-            log.warning("metrics: could not count pending help images: %s", exc)
-            return None
-    return read
+        yield metrics.socket_clients_family(count)
 
 
 def init_app(app: Flask) -> None:
     """Register /metrics and the timing hooks; build this app's exposition registry once."""
-    s = app.extensions["swagdigits"]
+    s = app.extensions[EXTENSION_KEY]
     web_metrics = metrics.web()
-    extra = (metrics.RedisStateCollector(s.conn, s.config.worker_heartbeat, _pending_help_reader(app)),
-             SocketClientsCollector())
-    app.extensions[_REGISTRY_KEY] = metrics.registry_for_exposition(s.config.metrics_multiproc_dir, extra)
+    extra = (QueueStateCollector(s.conn, s.config.worker_heartbeat, s.help_store), SocketClientsCollector())
+    s.metrics_registry = metrics.registry_for_exposition(s.config.metrics_multiproc_dir, extra)
     app.register_blueprint(bp)
 
     @app.before_request

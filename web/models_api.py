@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
 from shared.messaging import retrain_trigger
 from shared.messaging import model_events
@@ -35,10 +35,7 @@ class _SocketPusher:
 
 
 def registry() -> ModelRegistry:
-    reg = current_app.extensions.get("swagdigits_registry")
-    if reg is None:
-        reg = current_app.extensions["swagdigits_registry"] = ModelRegistry(services().config.model_dir)
-    return reg
+    return services().registry
 
 
 @bp.get("/models")

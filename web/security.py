@@ -13,10 +13,11 @@ are not trusted, since anyone can send them.
 """
 from __future__ import annotations
 
-from flask import Flask, current_app, request
+from flask import Flask, request
 
 from web import rate_limit
 from web.errors import ApiError
+from web.services import services
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -34,16 +35,8 @@ LIMITED_ENDPOINTS = {
     "helpdata.add_help": rate_limit.HELP,
 }
 
-_KEY = "swagdigits.rate_limiter"
-
-
 def init_app(app: Flask) -> None:
     from web.pages import CONTENT_SECURITY_POLICY
-
-    s = app.extensions["swagdigits"]
-    app.extensions[_KEY] = rate_limit.RateLimiter(
-        s.conn, s.config.rate_limit_window,
-        {rate_limit.PREDICT: s.config.rate_limit_predict, rate_limit.HELP: s.config.rate_limit_help})
 
     @app.before_request
     def _rate_limit():
@@ -61,7 +54,7 @@ def init_app(app: Flask) -> None:
 
 def check_rate(kind: str) -> None:
     """Spend one request of ``kind`` for this client, or raise 429 with Retry-After."""
-    limiter: rate_limit.RateLimiter = current_app.extensions[_KEY]
+    limiter = services().rate_limiter
     verdict = limiter.hit(kind, request.remote_addr or "unknown")
     if not verdict.allowed:
         raise ApiError(f"too many {kind} requests from this address: at most {verdict.limit} per "

@@ -1,16 +1,33 @@
-"""What a request handler needs beyond Flask: config, Redis and the queues, built once per app."""
+"""Everything a request handler needs beyond Flask, in one container per app.
+
+Built once by the app factory (tests pass one built on fakeredis) and kept
+under one ``app.extensions`` key; the parts that need the Socket.IO server or
+the metrics collectors (reply deadlines, the exposition registry) are filled
+in by the modules that own them while the app is built.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 from flask import current_app
 
 from shared.config import Config
+from shared.help_store import HelpStore
 from shared.images.upload import ImageLimits
 from shared.messaging.batch_queue import BatchQueue
-from shared.messaging.predict_queue import PredictQueue
 from shared.messaging.connection import connect
+from shared.messaging.predict_queue import PredictQueue
+from shared.model.store import ModelRegistry
+from web.rate_limit import HELP, PREDICT, RateLimiter
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from web.deadlines import ReplyDeadlines
+
+EXTENSION_KEY = "swagdigits"
 
 
 @dataclass
@@ -20,14 +37,24 @@ class Services:
     queue: PredictQueue
     batches: BatchQueue
     limits: ImageLimits
+    help_store: HelpStore
+    registry: ModelRegistry
+    rate_limiter: RateLimiter
+    deadlines: "ReplyDeadlines | None" = None          # set by web.sockets.init_app
+    metrics_registry: "CollectorRegistry | None" = None  # set by web.metrics.init_app
 
     @classmethod
     def connect(cls, config: Config, conn: redis.Redis | None = None) -> "Services":
         conn = conn if conn is not None else connect(config.redis_url)
         return cls(config=config, conn=conn, queue=PredictQueue(conn, result_ttl=config.result_ttl),
                    batches=BatchQueue(conn, config.batch_chunk_size, config.batch_ttl),
-                   limits=ImageLimits.from_config(config))
+                   limits=ImageLimits.from_config(config),
+                   help_store=HelpStore(config.help_dir, conn),
+                   registry=ModelRegistry(config.model_dir),
+                   rate_limiter=RateLimiter(conn, config.rate_limit_window,
+                                            {PREDICT: config.rate_limit_predict,
+                                             HELP: config.rate_limit_help}))
 
 
 def services() -> Services:
-    return current_app.extensions["swagdigits"]
+    return current_app.extensions[EXTENSION_KEY]

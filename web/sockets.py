@@ -14,7 +14,7 @@ import logging
 
 import redis
 import socketio as python_socketio
-from flask import Flask, current_app, request
+from flask import Flask, request
 from flask_socketio import SocketIO, emit
 
 from shared.messaging import protocol as p
@@ -22,7 +22,7 @@ from shared.images.upload import ImageRejected, bytes_from_text, inspect
 from web.deadlines import ReplyDeadlines
 from web.api import submit_drawing
 from web.errors import ApiError
-from web.services import services
+from web.services import EXTENSION_KEY, services
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ socketio = SocketIO()
 
 def init_app(app: Flask, client_manager: python_socketio.Manager | None = None) -> None:
     """Attach Socket.IO; ``client_manager`` defaults to the Redis message queue of the config."""
-    s = app.extensions["swagdigits"]
+    s = app.extensions[EXTENSION_KEY]
     config = s.config
     if client_manager is None:
         client_manager = python_socketio.RedisManager(config.redis_url, channel=p.SOCKETIO_CHANNEL)
@@ -51,13 +51,13 @@ def init_app(app: Flask, client_manager: python_socketio.Manager | None = None) 
                       cors_allowed_origins=origins,
                       max_http_buffer_size=int(config.max_upload_bytes * _BASE64_OVERHEAD) + _ENVELOPE_BYTES)
     server = socketio.server
-    app.extensions["swagdigits.deadlines"] = ReplyDeadlines(
-        s.conn, lambda event, data, room: server.emit(event, data, to=room, namespace="/"),
+    s.deadlines = ReplyDeadlines(
+        s.queue, lambda event, data, room: server.emit(event, data, to=room, namespace="/"),
         config.predict_timeout)
 
 
 def deadlines() -> ReplyDeadlines:
-    return current_app.extensions["swagdigits.deadlines"]
+    return services().deadlines
 
 
 def _seq(data: object):

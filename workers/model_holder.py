@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from shared.model.store import LoadedModel
+from shared.model.base import Model
 
 
 class NoModelLoaded(RuntimeError):
@@ -18,11 +18,11 @@ class NoModelLoaded(RuntimeError):
 
 class ModelHolder:
     def __init__(self) -> None:
-        self._current: LoadedModel | None = None
+        self._current: Model | None = None
         self._lock = threading.Lock()
 
     @property
-    def current(self) -> LoadedModel:
+    def current(self) -> Model:
         model = self._current
         if model is None:
             raise NoModelLoaded("the worker has not loaded a model yet")
@@ -33,7 +33,7 @@ class ModelHolder:
         model = self._current
         return None if model is None else model.version
 
-    def swap(self, model: LoadedModel) -> LoadedModel | None:
+    def swap(self, model: Model) -> Model | None:
         """Put ``model`` live; return the one it replaced."""
         with self._lock:
             previous, self._current = self._current, model

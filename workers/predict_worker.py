@@ -3,8 +3,8 @@
 One process, no fork per job: it claims everything waiting (up to
 ``max_batch``), predicts it with one ``predict_proba`` call, stores and pushes
 the answers in one round trip, then pushes each to its browser over Socket.IO.
-A background thread listens for model promotions and swaps the new model in
-between batches.
+This module is the scheduling loop; which model is live (start-up, bootstrap
+training, swaps on promotion) is ``workers.model_lifecycle``'s business.
 """
 from __future__ import annotations
 
@@ -20,23 +20,24 @@ import redis
 from threadpoolctl import threadpool_limits
 
 from shared import metrics
-from shared.messaging import heartbeat
-from shared.messaging import protocol as p
 from shared.config import Config
 from shared.images.upload import ImageLimits, ImageRejected
-from shared.model.inference import Featurized, predict_featurized, predict_images
-from shared.messaging.batch_queue import BatchQueue, Chunk
 from shared.memory import limit_malloc_arenas
-from shared.messaging.predict_queue import Job, PredictQueue, read_group
-from shared.model.store import ModelRegistry, ModelStoreError
-from shared.messaging.push import Pusher
+from shared.messaging import heartbeat
+from shared.messaging import protocol as p
+from shared.messaging.batch_queue import BatchQueue, Chunk
 from shared.messaging.connection import connect
+from shared.messaging.predict_queue import Job, PredictQueue
+from shared.messaging.push import Pusher
+from shared.messaging.streams import read_groups
+from shared.model.inference import Featurized, predict_featurized, predict_images
+from shared.model.store import ModelRegistry
 from workers.model_holder import ModelHolder
+from workers.model_lifecycle import ModelLifecycle
 
 log = logging.getLogger("swagdigits.predict_worker")
 
 BLOCK_MS = 1000             # longest a claim blocks, so shutdown is noticed within a second
-BOOTSTRAP_WAIT_S = 300      # how long a worker waits for another one's bootstrap training
 RECLAIM_EVERY_S = 5.0       # how often a worker looks for jobs a dead worker left behind
 MAX_DELIVERIES = 2          # a job is tried at most this often before it is reported failed
 CHUNK_SLICE = 4             # batch images preprocessed between two looks for waiting drawings
@@ -55,6 +56,8 @@ class PredictWorker:
         self.limits = ImageLimits.from_config(config)
         self.holder = ModelHolder()
         self.metrics = metrics.predict()
+        self.lifecycle = ModelLifecycle(registry, conn, self.holder, self.metrics, self.name,
+                                        family=config.model_family, on_swap=self._beat)
         self.metrics_port: int | None = None
         self.stopping = threading.Event()
         self._next_beat = 0.0
@@ -65,41 +68,6 @@ class PredictWorker:
         self._stale_ms = int(config.predict_timeout * 500)
         self._chunk_stale_ms = int(config.predict_timeout * 1000)
         self._reclaim_every = min(RECLAIM_EVERY_S, max(0.25, config.predict_timeout / 4))
-
-    # -- start-up ----------------------------------------------------------
-    def load_model(self) -> None:
-        """Load the production model; train and publish one if there is none that works.
-
-        "Works" means it loads, matches its checksum and answers a smoke
-        prediction: a model left by an older release whose features differ
-        would otherwise fail every drawing.
-        """
-        deadline = time.monotonic() + BOOTSTRAP_WAIT_S
-        while True:
-            try:
-                model = self.registry.load_production()
-                smoke_test(model)
-                break
-            except ModelStoreError as exc:
-                if self.conn.set(p.BOOTSTRAP_LOCK, self.name, nx=True, ex=BOOTSTRAP_WAIT_S):
-                    self._bootstrap(reason=str(exc))
-                    continue
-                if time.monotonic() > deadline:
-                    raise
-                log.info("another worker is training a model; waiting for it")
-                time.sleep(0.5)
-        self.holder.swap(model)
-        self.metrics.serving(model.version, swapped=False)
-        log.info("serving model %s", model.version)
-
-    def _bootstrap(self, reason: str) -> None:
-        from shared.model.training.publishing import train_initial  # needs all of scikit-learn: only here
-
-        log.warning("%s (store %s): training one from the shipped digits", reason, self.registry.root)
-        try:
-            train_initial(self.registry, source=f"bootstrap by {self.name}")
-        finally:
-            self.conn.delete(p.BOOTSTRAP_LOCK)
 
     def serve_metrics(self) -> int:
         """Expose /metrics on ``config.metrics_port`` (0: a free port), logged and announced in the heartbeat."""
@@ -146,11 +114,7 @@ class PredictWorker:
         chunk = self.batches.claim(self.name)
         if chunk:
             return self._work([], [chunk])
-        entries = read_group(self.conn, self.name, [self.queue.stream, self.batches.stream], 1, block_ms)
-        if entries is None:  # Redis lost the groups: recreate them next time
-            self.queue.group.forget()
-            self.batches.group.forget()
-            return 0
+        entries = read_groups([self.queue.group, self.batches.group], self.name, 1, block_ms)
         jobs = self.queue.parse(entries.get(self.queue.stream, []))
         self.queue.mark_started(jobs)
         return self._work(jobs, self.batches.parse(entries.get(self.batches.stream, [])))
@@ -169,7 +133,7 @@ class PredictWorker:
             log.error("batch %s chunk failed %d times; giving up", chunk.batch_id, chunk.deliveries - 1)
             results = [{"error": "the worker handling this image died"} for _ in chunk.indexes]
         else:
-            featurized = Featurized()
+            featurized = Featurized(model.pipeline)
             for start in range(0, len(chunk.images), CHUNK_SLICE):
                 featurized.add(chunk.images[start:start + CHUNK_SLICE], self.limits)
                 waiting = self.queue.claim(self.name, self.config.max_batch, block_ms=None)
@@ -228,59 +192,6 @@ class PredictWorker:
                                               "metrics_port": self.metrics_port or ""},
                        self.config.worker_heartbeat)
 
-    # -- live model swap ---------------------------------------------------
-    def follow_promotions(self) -> threading.Thread:
-        """Listen for promotions in the background and swap the new model in."""
-        thread = threading.Thread(target=self._listen_for_models, name="model-events", daemon=True)
-        thread.start()
-        return thread
-
-    def _listen_for_models(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                pubsub = self.conn.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(p.MODEL_EVENTS_CHANNEL)
-                # A promotion may have happened while we were not subscribed.
-                self.refresh_model()
-                while not self.stopping.is_set():
-                    message = pubsub.get_message(timeout=1.0)
-                    if message:
-                        self.refresh_model()
-            except (redis.ConnectionError, redis.TimeoutError):
-                self.stopping.wait(1.0)
-
-    def refresh_model(self) -> bool:
-        """Load the store's production model if it is not the one serving; True if swapped."""
-        try:
-            wanted = self.registry.production_id()
-            if wanted == self.holder.version:
-                return False
-            model = self.registry.load(wanted)
-            smoke_test(model)
-        except ModelStoreError as exc:
-            log.error("refused to swap model: %s; %s keeps serving", exc, self.holder.version)
-            self.metrics.model_swap_failures.inc()
-            return False
-        previous = self.holder.swap(model)
-        self.metrics.serving(model.version, swapped=previous is not None)
-        log.info("swapped model %s -> %s", previous.version if previous else None, model.version)
-        self._beat()
-        return True
-
-
-def smoke_test(model) -> None:
-    """A model that cannot answer a blank drawing must not go live."""
-    import numpy as np
-
-    from shared.model.features import FEATURE_SIZE
-
-    try:
-        probs = model.estimator.predict_proba(np.zeros((1, FEATURE_SIZE), dtype=np.float32))
-    except Exception as exc:
-        raise ModelStoreError(f"model {model.version} failed its smoke prediction: {exc}") from exc
-    if probs.shape != (1, 10):
-        raise ModelStoreError(f"model {model.version} answers {probs.shape}, not 10 classes")
-
 
 def main(config: Config | None = None) -> int:
     limit_malloc_arenas()
@@ -293,7 +204,7 @@ def main(config: Config | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stopping.set())
     worker.serve_metrics()
-    worker.load_model()
-    worker.follow_promotions()
+    worker.lifecycle.load_at_start()
+    worker.lifecycle.follow_promotions(worker.stopping)
     worker.run()
     return 0

@@ -27,17 +27,18 @@ import numpy as np
 import redis
 from threadpoolctl import threadpool_limits
 
-from shared.model.training import fitting as training
-from shared.messaging import retrain_trigger
-from shared.messaging import model_events
-from shared.model.training.feature_cache import HelpFeatureCache
 from shared.config import Config
 from shared.help_store import HelpEntry, HelpStore, is_holdout
-from shared.images.upload import ImageLimits, ImageRejected
 from shared.images.ink import decode_ink
+from shared.images.upload import ImageLimits, ImageRejected
+from shared.messaging import model_events, retrain_trigger
+from shared.model import families
+from shared.model.features import FeaturePipeline
 from shared.model.store import ModelRegistry, ModelStoreError
-from shared.model.features import FEATURE_SIZE, features
+from shared.model.training import fitting as training
+from shared.model.training.feature_cache import HelpFeatureCache
 from shared.model.training.publishing import library_versions
+from workers.retrain_result import RetrainResult
 
 log = logging.getLogger("swagdigits.retrain")
 
@@ -86,24 +87,25 @@ def retrain(config: Config, conn: redis.Redis, registry: ModelRegistry, help_sto
 def _retrain(config, conn, registry, help_store, reason, pusher) -> dict:
     started = time.perf_counter()
     limits = ImageLimits.from_config(config)
+    pipeline = families.get(config.model_family).pipeline
     cache_dir = feature_cache_dir(registry.root)
-    fixed_from = training.prepare_fixed(cache_dir)
+    fixed_from = training.prepare_fixed(cache_dir, pipeline)
     fixed_done = time.perf_counter()
-    help_cache = HelpFeatureCache(cache_dir).load()
-    help_data = load_help(help_store.entries(), config.help_holdout_share, limits,
+    help_cache = HelpFeatureCache(cache_dir, pipeline).load()
+    help_data = load_help(help_store.entries(), config.help_holdout_share, limits, pipeline,
                           cache=help_cache, processes=HELP_PROCESSES)
     help_done = time.perf_counter()
-    shipped_train, shipped_eval = training.shipped_digits()
+    shipped_train, shipped_eval = training.shipped_digits(pipeline)
     train = _concat(shipped_train, help_data.train)   # shipped first: fit() augments them
-    estimator = training.fit(train, appended_weight=config.help_weight)
+    trained = training.fit(train, appended_weight=config.help_weight, family=config.model_family)
     train_seconds = time.perf_counter() - started
     timings = {"fixed_features": round(fixed_done - started, 2), "fixed_from": fixed_from,
                "help_features": round(help_done - fixed_done, 2),
                "help_cached": help_cache.hits, "fit": round(time.perf_counter() - help_done, 2)}
 
     evaluation = _concat(shipped_eval, help_data.holdout)
-    candidate = _scores(estimator, shipped_eval, help_data.holdout, evaluation)
-    parent, production = _production_scores(registry, shipped_eval, help_data.holdout, evaluation)
+    candidate = _scores(trained, shipped_eval, help_data.holdout, evaluation)
+    parent, production = _production_scores(registry, pipeline, shipped_eval, help_data.holdout, evaluation)
     passed, why = gate(candidate["eval_accuracy"],
                        production["eval_accuracy"] if production else None, config.promotion_tolerance)
 
@@ -126,7 +128,7 @@ def _retrain(config, conn, registry, help_store, reason, pusher) -> dict:
         "parent": parent,
         "libraries": library_versions(),
     }
-    model_id = registry.publish(estimator, metadata)
+    model_id = registry.publish(trained, metadata)
     if passed:
         model_events.promote_and_announce(registry, conn, model_id, reason=f"retrain: {why}", pusher=pusher)
     else:
@@ -135,16 +137,13 @@ def _retrain(config, conn, registry, help_store, reason, pusher) -> dict:
     verdict = "promoted" if passed else "rejected"
     log.info("candidate %s %s: %s (trained on %d help images in %.1fs: %s)",
              model_id, verdict, why, len(help_data.train.y), train_seconds, timings)
-    # outcome / candidate_accuracy / production_accuracy / help_images: read by
-    # workers.retrain_metrics (shared.metrics.retrain_summary) for /metrics.
-    return {"model_id": model_id, "outcome": verdict, "reason": why, "parent": parent,
-            "candidate_accuracy": candidate["eval_accuracy"],
-            "production_accuracy": production["eval_accuracy"] if production else None,
-            "help_images": int(len(help_data.train.y)),
-            "n_help_holdout": int(len(help_data.holdout.y)),
-            "train_seconds": round(train_seconds, 2),
-            "timings": timings,
-            "total_seconds": round(time.perf_counter() - started, 2)}
+    return RetrainResult(
+        model_id=model_id, outcome=verdict, reason=why, parent=parent,
+        candidate_accuracy=candidate["eval_accuracy"],
+        production_accuracy=production["eval_accuracy"] if production else None,
+        help_images=int(len(help_data.train.y)), n_help_holdout=int(len(help_data.holdout.y)),
+        train_seconds=round(train_seconds, 2), timings=timings,
+        total_seconds=round(time.perf_counter() - started, 2)).to_dict()
 
 
 def gate(candidate: float, production: float | None, tolerance: float) -> tuple[bool, str]:
@@ -157,7 +156,8 @@ def gate(candidate: float, production: float | None, tolerance: float) -> tuple[
 
 
 def load_help(entries: list[HelpEntry], holdout_share: float, limits: ImageLimits,
-              cache: HelpFeatureCache | None = None, processes: int = 1) -> HelpData:
+              pipeline: FeaturePipeline, cache: HelpFeatureCache | None = None,
+              processes: int = 1) -> HelpData:
     """Help images as features, split for ever by their hash into train and held-back.
 
     Images whose SHA-256 is in ``cache`` are not decoded again (a stored help
@@ -168,13 +168,13 @@ def load_help(entries: list[HelpEntry], holdout_share: float, limits: ImageLimit
     by_sha: dict[str, np.ndarray] = {}
     todo = []
     for entry in entries:
-        row = cache.get(entry.sha256, FEATURE_SIZE) if cache is not None else None
+        row = cache.get(entry.sha256, pipeline.size) if cache is not None else None
         if row is None:
             todo.append(entry)
         else:
             by_sha[entry.sha256] = row
     unreadable = 0
-    for entry, (row, error) in zip(todo, featurise([e.png for e in todo], limits, processes)):
+    for entry, (row, error) in zip(todo, featurise([e.png for e in todo], limits, pipeline, processes)):
         if row is None:
             unreadable += 1
             log.warning("help image %s skipped: %s", entry.png, error)
@@ -193,16 +193,18 @@ def load_help(entries: list[HelpEntry], holdout_share: float, limits: ImageLimit
         X, y = rows[is_holdout(entry.sha256, holdout_share)]
         X.append(row)
         y.append(entry.label)
-    return HelpData(_dataset(*rows[False]), _dataset(*rows[True]), len(entries), unreadable)
+    return HelpData(_dataset(*rows[False], pipeline.size), _dataset(*rows[True], pipeline.size),
+                    len(entries), unreadable)
 
 
-def featurise(paths: list[Path], limits: ImageLimits, processes: int = 1) -> list[tuple]:
+def featurise(paths: list[Path], limits: ImageLimits, pipeline: FeaturePipeline,
+              processes: int = 1) -> list[tuple]:
     """``(features, None)`` or ``(None, why)`` per PNG path, in order.
 
     Many images are split over ``processes`` forked processes (each at this
     process's niceness, one numerical thread); a few are not worth the forks.
     """
-    one = functools.partial(_featurise_one, limits=limits)
+    one = functools.partial(_featurise_one, limits=limits, pipeline=pipeline)
     if processes <= 1 or len(paths) < PARALLEL_MIN_IMAGES:
         return [one(path) for path in paths]
     chunk = max(1, min(256, len(paths) // (processes * 8)))
@@ -211,9 +213,9 @@ def featurise(paths: list[Path], limits: ImageLimits, processes: int = 1) -> lis
         return list(pool.map(one, paths, chunksize=chunk))
 
 
-def _featurise_one(path: Path, limits: ImageLimits) -> tuple:
+def _featurise_one(path: Path, limits: ImageLimits, pipeline: FeaturePipeline) -> tuple:
     try:
-        return features(decode_ink(Path(path).read_bytes(), limits)), None
+        return pipeline.transform(decode_ink(Path(path).read_bytes(), limits)), None
     except (OSError, ImageRejected) as exc:
         return None, str(exc)
 
@@ -222,34 +224,34 @@ def _one_thread() -> None:
     threadpool_limits(limits=1)
 
 
-def _production_scores(registry, shipped_eval, help_holdout, evaluation):
+def _production_scores(registry, pipeline, shipped_eval, help_holdout, evaluation):
     try:
         production = registry.load_production()
     except ModelStoreError as exc:
+        # e.g. trained on features of an older preprocessing: it cannot be compared,
+        # and the candidate matches the code that now runs.
         log.warning("cannot score production (%s): the candidate is judged alone", exc)
-        return None, None
-    try:
-        return production.version, _scores(production.estimator, shipped_eval, help_holdout, evaluation)
-    except ValueError as exc:
-        # e.g. trained on features of an older preprocessing (another feature count):
-        # it cannot be compared, and the candidate matches the code that now runs.
-        log.warning("production %s cannot score the current features (%s): the candidate is judged alone",
-                    production.version, exc)
+        parent = registry.production_id(missing_ok=True)
+        return parent, None
+    if production.pipeline != pipeline:
+        log.warning("production %s reads features %s, the candidate %s: the candidate is judged alone",
+                    production.version, production.pipeline.fingerprint, pipeline.fingerprint)
         return production.version, None
+    return production.version, _scores(production, shipped_eval, help_holdout, evaluation)
 
 
-def _scores(estimator, shipped_eval, help_holdout, evaluation) -> dict:
+def _scores(model, shipped_eval, help_holdout, evaluation) -> dict:
     return {
-        "eval_accuracy": round(training.accuracy(estimator, evaluation), 5),
-        "shipped_holdout_accuracy": round(training.accuracy(estimator, shipped_eval), 5),
-        "help_holdout_accuracy": (round(training.accuracy(estimator, help_holdout), 5)
+        "eval_accuracy": round(training.accuracy(model, evaluation), 5),
+        "shipped_holdout_accuracy": round(training.accuracy(model, shipped_eval), 5),
+        "help_holdout_accuracy": (round(training.accuracy(model, help_holdout), 5)
                                   if len(help_holdout.y) else None),
     }
 
 
-def _dataset(X: list, y: list) -> training.Dataset:
+def _dataset(X: list, y: list, width: int) -> training.Dataset:
     if not X:
-        return training.Dataset(np.zeros((0, FEATURE_SIZE), dtype=np.float32), np.zeros(0, dtype=int))
+        return training.Dataset(np.zeros((0, width), dtype=np.float32), np.zeros(0, dtype=int))
     return training.Dataset(np.stack(X).astype(np.float32), np.asarray(y, dtype=int))
 
 

@@ -2,8 +2,8 @@
 
 RQ runs each job in a forked work horse, so metrics the job itself set would
 vanish with the fork. The parent records them instead, after the horse ends,
-from what RQ stored in Redis: the job's return value (outcome and
-accuracies, see ``shared.metrics.retrain_summary``) or its failure. That
+from what RQ stored in Redis: the job's return value (a
+``workers.retrain_result.RetrainResult``) or its failure. That
 also counts a horse killed by the OOM killer or a timeout as ``failed``.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from rq import Worker
 from rq.job import JobStatus
 
 from shared import metrics
+from workers.retrain_result import RetrainResult
 
 log = logging.getLogger("swagdigits.retrain_worker")
 
@@ -33,12 +34,12 @@ def record_job(job, seconds: float) -> str | None:
     try:
         status = job.get_status(refresh=True)
         if status == JobStatus.FINISHED:
-            summary = metrics.retrain_summary(job.return_value(refresh=True))
-            if summary is None:
+            result = RetrainResult.from_dict(job.return_value(refresh=True))
+            if result is None:
                 return None
-            outcome, candidate, production, help_images = summary
-            metrics.record_retrain(outcome, seconds, candidate, production, help_images)
-            return outcome
+            metrics.record_retrain(result.outcome, seconds, result.candidate_accuracy,
+                                   result.production_accuracy, result.help_images)
+            return result.outcome
         if status in (JobStatus.FAILED, JobStatus.STOPPED):
             metrics.record_retrain("failed", seconds)
             return "failed"

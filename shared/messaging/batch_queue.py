@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import redis
 
 from shared.messaging import protocol as p
-from shared.messaging.predict_queue import StreamGroup, autoclaim
+from shared.messaging.streams import StreamGroup, autoclaim
 
 # ARGV: index1, result1, index2, result2, ...  Returns {done, total} or {-1, -1} if expired.
 _RECORD_LUA = """
@@ -112,9 +112,6 @@ class BatchQueue:
         """Every answer in input order; an index not answered yet is absent."""
         raw = self.conn.hgetall(p.BATCH_RESULTS_KEY.format(batch_id))
         return [json.loads(v) for _, v in sorted(raw.items(), key=lambda kv: int(kv[0]))]
-
-    def waiting_chunks(self) -> int:
-        return int(self.conn.xlen(self.stream))
 
     # -- worker side -------------------------------------------------------
     def claim(self, consumer: str, block_ms: int | None = None) -> Chunk | None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 import redis
 
 from shared.messaging import protocol as p
+from shared.messaging.streams import StreamGroup, autoclaim
 
 _ENQUEUE_LUA = """
 local depth = redis.call('XLEN', KEYS[1])
@@ -51,36 +52,6 @@ class Job:
 
 def new_job_id() -> str:
     return uuid.uuid4().hex
-
-
-class StreamGroup:
-    """A stream read by the predict workers' consumer group, created once per process.
-
-    Redis forgets the group when it restarts without persistence; a read that
-    finds it gone calls ``forget`` so the next use creates it again.
-    """
-
-    def __init__(self, conn: redis.Redis, stream: str):
-        self.conn = conn
-        self.stream = stream
-        self._ready = False
-
-    def ensure(self) -> None:
-        if not self._ready:
-            ensure_group(self.conn, self.stream)
-            self._ready = True
-
-    def forget(self) -> None:
-        self._ready = False
-
-    def read(self, consumer: str, count: int, block_ms: int | None) -> list:
-        """New entries for ``consumer`` (empty if none, or if the group had vanished)."""
-        self.ensure()
-        entries = read_group(self.conn, consumer, [self.stream], count, block_ms)
-        if entries is None:
-            self.forget()
-            return []
-        return entries.get(self.stream, [])
 
 
 class PredictQueue:
@@ -125,6 +96,13 @@ class PredictQueue:
             else:
                 out["result"] = reply
         return out
+
+    def states(self, job_ids: list[str]) -> list[str | None]:
+        """Each job's state (``queued``/``started``/``finished``/``failed``; None once expired), one round trip."""
+        pipe = self.conn.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(p.JOB_KEY.format(job_id), "state")
+        return [None if state is None else state.decode() for state in pipe.execute()]
 
     def depth(self) -> int:
         return int(self.conn.xlen(self.stream))
@@ -172,45 +150,6 @@ class PredictQueue:
         claimed = autoclaim(self.conn, self.stream, consumer, min_idle_ms, count)
         return [replace(_job_from_entry(entry_id, fields), deliveries=deliveries)
                 for entry_id, fields, deliveries in claimed]
-
-
-# -- stream helpers shared with shared.messaging.batch_queue --------------------------
-def ensure_group(conn: redis.Redis, stream: str) -> None:
-    """Create the consumer group (from the stream's start, so nothing queued is skipped)."""
-    try:
-        conn.xgroup_create(stream, p.PREDICT_GROUP, id="0", mkstream=True)
-    except redis.ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
-
-
-def read_group(conn: redis.Redis, consumer: str, streams: list[str], count: int,
-               block_ms: int | None) -> dict[str, list] | None:
-    """XREADGROUP up to ``count`` new entries from each stream; None if a group vanished."""
-    try:
-        got = conn.xreadgroup(p.PREDICT_GROUP, consumer, {s: ">" for s in streams},
-                              count=count, block=block_ms)
-    except redis.ResponseError as exc:
-        if "NOGROUP" not in str(exc):
-            raise
-        return None
-    return {(s.decode() if isinstance(s, bytes) else s): entries for s, entries in got or []}
-
-
-def autoclaim(conn: redis.Redis, stream: str, consumer: str, min_idle_ms: int, count: int):
-    """Entries idle longer than ``min_idle_ms`` as (id, fields, times delivered)."""
-    try:
-        _, claimed, _ = conn.xautoclaim(stream, p.PREDICT_GROUP, consumer,
-                                        min_idle_time=min_idle_ms, count=count)
-    except redis.ResponseError:
-        return []
-    claimed = [(entry_id, fields) for entry_id, fields in claimed if fields]
-    if not claimed:
-        return []
-    pending = conn.xpending_range(stream, p.PREDICT_GROUP, min="-", max="+",
-                                  count=len(claimed) + 100, consumername=consumer)
-    deliveries = {row["message_id"]: row["times_delivered"] for row in pending}
-    return [(entry_id, fields, deliveries.get(entry_id, 2)) for entry_id, fields in claimed]
 
 
 def _job_from_entry(entry_id, fields: dict) -> Job:

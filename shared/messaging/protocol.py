@@ -15,6 +15,7 @@ PREFIX = "swagdigits"
 PREDICT_STREAM = f"{PREFIX}:stream:predict"
 BATCH_STREAM = f"{PREFIX}:stream:batch"
 PREDICT_GROUP = "predict-workers"
+STREAMS = {"predict": PREDICT_STREAM, "batch": BATCH_STREAM}   # by the label metrics show
 
 # Retraining is rare and slow, so it uses RQ: this is the RQ queue name.
 RETRAIN_QUEUE = "retrain"

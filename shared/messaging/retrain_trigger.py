@@ -24,6 +24,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timezone
 
 import redis
 from rq import Queue
@@ -91,6 +92,20 @@ def request_retrain(conn: redis.Redis, reason: str) -> Requested:
         log.info("retrain requested (%s): queued job %s", reason, job_id)
         return Requested(job_id, True)
     raise RuntimeError("could not queue a retraining: the waiting slot kept changing")
+
+
+def queue_stats(conn: redis.Redis) -> tuple[int, float]:
+    """Retrain jobs waiting in RQ and the age in seconds of the oldest (0 when none)."""
+    queue = Queue(p.RETRAIN_QUEUE, connection=conn)
+    depth = queue.count
+    head = queue.get_job_ids(0, 1)
+    job = queue.fetch_job(head[0]) if head else None
+    if job is None or job.enqueued_at is None:
+        return depth, 0.0
+    enqueued = job.enqueued_at
+    if enqueued.tzinfo is None:  # RQ stores UTC
+        enqueued = enqueued.replace(tzinfo=timezone.utc)
+    return depth, max(0.0, time.time() - enqueued.timestamp())
 
 
 def status(conn: redis.Redis) -> dict:

@@ -33,6 +33,11 @@ has to stay well under a millisecond or two.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Callable
+
 import numpy as np
 from PIL import Image
 
@@ -313,12 +318,6 @@ def features(ink: np.ndarray) -> np.ndarray:
     return np.concatenate([counts, direction_features(norm)])
 
 
-def features_many(inks) -> np.ndarray:
-    if len(inks) == 0:
-        return np.zeros((0, FEATURE_SIZE), np.float32)
-    return np.stack([features(ink) for ink in inks])
-
-
 _DIGITS_LEVEL = 0.45       # upsampled optdigits coverage taken as pen ink
 
 
@@ -334,3 +333,41 @@ def digits_to_inks(images8: np.ndarray, size: int = 32, level: float | None = No
         pil = Image.fromarray(img / 16.0, "F").resize((size, size), Image.BICUBIC)
         out.append((np.asarray(pil, dtype=np.float32) >= level).astype(np.float32))
     return out
+
+
+# ---------------------------------------------------------------- pipeline --
+@dataclass(frozen=True)
+class FeaturePipeline:
+    """A named way from ink map to feature row, with a fingerprint stored in every model.
+
+    A model is only ever fed the features it was trained on: the store refuses
+    to load an artifact whose recorded fingerprint differs from the pipeline
+    its family uses today. The fingerprint covers the name, the row width and
+    every tunable that changes the numbers; change one and older models are
+    refused (and a worker trains a fresh one) instead of answering nonsense.
+    """
+
+    name: str
+    size: int
+    transform: Callable[[np.ndarray], np.ndarray]
+    params: dict = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        text = json.dumps({"name": self.name, "size": self.size, "params": self.params},
+                          sort_keys=True, default=str)
+        return f"{self.name}:{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+    def rows(self, inks) -> np.ndarray:
+        if len(inks) == 0:
+            return np.zeros((0, self.size), np.float32)
+        return np.stack([self.transform(ink) for ink in inks])
+
+
+INK = FeaturePipeline("ink-blocks-directions", FEATURE_SIZE, features, params={
+    "side": _SIDE, "grid": _GRID, "directions": _DIRECTIONS, "dir_grid": _DIR_GRID,
+    "dir_weight": _DIR_WEIGHT, "dir_thickness": _DIR_THICKNESS, "ink_threshold": _INK_THRESHOLD,
+    "work": _WORK, "deskew": _DESKEW, "max_shear": _MAX_SHEAR, "min_width": _MIN_WIDTH,
+    "max_width": _MAX_WIDTH, "aspect_gain": _ASPECT_GAIN, "pen_radius": _PEN_RADIUS,
+    "margin": _MARGIN, "thin": _THIN, "target_thickness": _TARGET_THICKNESS,
+    "mask_threshold": _MASK_THRESHOLD})

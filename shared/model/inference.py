@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shared.images.upload import ImageLimits, ImageRejected
 from shared.images.ink import decode_ink
-from shared.model.store import LoadedModel
-from shared.model.features import features
+from shared.images.upload import ImageLimits, ImageRejected
+from shared.model.base import Model
+from shared.model.features import FeaturePipeline
 
 
 @dataclass(frozen=True)
@@ -20,32 +20,31 @@ class Answer:
 
 @dataclass
 class Featurized:
-    """Images brought into feature space; ``outcomes`` holds None or the image's rejection."""
+    """Images brought into a model's feature space; ``outcomes`` holds None or the image's rejection."""
 
+    pipeline: FeaturePipeline
     rows: list[np.ndarray] = field(default_factory=list)
     outcomes: list[ImageRejected | None] = field(default_factory=list)
 
     def add(self, images: list[bytes], limits: ImageLimits) -> "Featurized":
         for data in images:
             try:
-                self.rows.append(features(decode_ink(data, limits)))
+                self.rows.append(self.pipeline.transform(decode_ink(data, limits)))
                 self.outcomes.append(None)
             except ImageRejected as exc:
                 self.outcomes.append(exc)
         return self
 
 
-def predict_featurized(model: LoadedModel, batch: Featurized) -> list[Answer | ImageRejected]:
+def predict_featurized(model: Model, batch: Featurized) -> list[Answer | ImageRejected]:
     """One ``predict_proba`` call for every decodable image; rejections stay in place."""
     if not batch.rows:
         return list(batch.outcomes)
-    probs = model.estimator.predict_proba(np.stack(batch.rows))
-    classes = [int(c) for c in model.estimator.classes_]
-    answers = iter(_answer(row, classes) for row in probs)
+    answers = iter(_answer(row) for row in model.predict_proba(np.stack(batch.rows)))
     return [next(answers) if o is None else o for o in batch.outcomes]
 
 
-def predict_images(model: LoadedModel, images: list[bytes], limits: ImageLimits
+def predict_images(model: Model, images: list[bytes], limits: ImageLimits
                    ) -> tuple[list[Answer | ImageRejected], dict]:
     """Decode, preprocess and predict ``images`` together; returns answers and timings (ms).
 
@@ -53,7 +52,7 @@ def predict_images(model: LoadedModel, images: list[bytes], limits: ImageLimits
     the others are unaffected.
     """
     t0 = time.perf_counter()
-    batch = Featurized().add(images, limits)
+    batch = Featurized(model.pipeline).add(images, limits)
     t1 = time.perf_counter()
     outcomes = predict_featurized(model, batch)
     t2 = time.perf_counter()
@@ -61,8 +60,5 @@ def predict_images(model: LoadedModel, images: list[bytes], limits: ImageLimits
     return outcomes, timings
 
 
-def _answer(row: np.ndarray, classes: list[int]) -> Answer:
-    probabilities = [0.0] * 10
-    for cls, prob in zip(classes, row):
-        probabilities[cls] = round(float(prob), 5)
-    return Answer(digit=classes[int(np.argmax(row))], probabilities=probabilities)
+def _answer(row: np.ndarray) -> Answer:
+    return Answer(digit=int(np.argmax(row)), probabilities=[round(float(p), 5) for p in row])

@@ -6,13 +6,18 @@ the live one), ``candidate`` (trained, not yet judged), ``rejected``
 (failed the promotion gate) and ``retired`` (was production once).
 Loading verifies the artifact's SHA-256 against the one recorded at upload,
 so a corrupted or swapped file is refused rather than served.
+
+Every artifact holds the scikit-learn estimator (for retraining and copies)
+and its family's numpy serving files (``ModelFamily.export``), which is all a
+predict worker reads. The metadata names the family and the fingerprint of
+the feature pipeline the model was trained on; a model whose fingerprint is
+not the one its family computes today is refused, never fed other features.
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import hashlib
-import io
 import json
 import logging
 import os
@@ -23,10 +28,10 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from shared.atomic import write_atomic
-from shared.model.families.svc import COMPILED_NAME, CompiledSVC, export
+from shared.model import families
+from shared.model.base import Model, Trained
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +52,6 @@ class NoProductionModel(ModelStoreError):
 
 class ArtifactMismatch(ModelStoreError):
     """An artifact's checksum or metadata does not match what was recorded at upload."""
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A model ready to predict, and the version that computed every answer it gives."""
-
-    version: str
-    estimator: Any
-    metadata: dict
 
 
 @dataclass(frozen=True)
@@ -114,16 +110,17 @@ class ModelRegistry:
         return self._storage
 
     # -- writing -----------------------------------------------------------
-    def publish(self, estimator, extra: dict) -> str:
-        """Upload a trained estimator with its metadata; return its version id.
-
-        An RBF SVC also gets a numpy-only copy (``shared.model.families.svc``) in
-        the same artifact, which is what predict workers load.
-        """
+    def publish(self, trained: Trained, extra: dict) -> str:
+        """Upload a trained model with its metadata; return its version id."""
+        family = trained.family
+        extra = {**extra, "family": family.name, "features": family.pipeline.fingerprint}
         with tempfile.TemporaryDirectory() as tmp:
-            compiled = Path(tmp) / COMPILED_NAME
-            extra_files = [str(compiled)] if export(estimator, compiled) else []
-            meta = self.store.upload(DOMAIN, model=estimator, extra_metadata=dict(extra),
+            extra_files = []
+            for name, data in family.export(trained.estimator).items():
+                path = Path(tmp) / name
+                path.write_bytes(data)
+                extra_files.append(str(path))
+            meta = self.store.upload(DOMAIN, model=trained.estimator, extra_metadata=extra,
                                      extra_files=extra_files)
         model_id = meta["model"]["model_id"]
         artifact = Path(meta["storage"]["path"])
@@ -199,22 +196,38 @@ class ModelRegistry:
             ids = sorted(ids, key=lambda i: self.info(i)["code"]["created"])
         return ids[-1]
 
-    def load(self, model_id: str) -> LoadedModel:
-        """Load a model for serving, after checking its artifact against the recorded checksum."""
+    def load(self, model_id: str) -> Model:
+        """Load a model for serving (numpy only), after checking checksum, family and features."""
         artifact, info = self._verified_artifact(model_id)
+        extra = info.get("extra") or {}
+        family = self._family(model_id, extra)
         try:
-            estimator = _load_compiled(artifact) or self.store.load(DOMAIN, model_id)
-        except Exception as exc:  # a tar or pickle error: the artifact is unusable
+            predictor = family.load(_serving_files(artifact))
+        except Exception as exc:  # a tar or array error: the artifact is unusable
             raise ArtifactMismatch(f"model {model_id} could not be loaded: {exc}") from exc
-        return LoadedModel(version=model_id, estimator=estimator, metadata=info.get("extra") or {})
+        return Model(version=model_id, family=family.name, pipeline=family.pipeline,
+                     predictor=predictor, metadata=extra)
 
-    def load_estimator(self, model_id: str):
+    def load_trained(self, model_id: str) -> Trained:
         """The pickled scikit-learn estimator itself (checksum verified), e.g. to publish a copy."""
-        self._verified_artifact(model_id)
+        _, info = self._verified_artifact(model_id)
+        family = self._family(model_id, info.get("extra") or {})
         try:
-            return self.store.load(DOMAIN, model_id)
+            return Trained(family, self.store.load(DOMAIN, model_id))
         except Exception as exc:
             raise ArtifactMismatch(f"model {model_id} could not be loaded: {exc}") from exc
+
+    @staticmethod
+    def _family(model_id: str, extra: dict):
+        try:
+            family = families.get(extra.get("family", families.DEFAULT))
+        except families.UnknownFamily as exc:
+            raise ArtifactMismatch(f"model {model_id}: {exc}") from None
+        if extra.get("features") != family.pipeline.fingerprint:
+            raise ArtifactMismatch(
+                f"model {model_id} was trained on features {extra.get('features')!r}; "
+                f"this release computes {family.pipeline.fingerprint!r}")
+        return family
 
     def _verified_artifact(self, model_id: str) -> tuple[Path, dict]:
         info = self.info(model_id)
@@ -229,7 +242,7 @@ class ModelRegistry:
             raise ArtifactMismatch(f"model {model_id}: metadata is not a digits sklearn model")
         return artifact, info
 
-    def load_production(self) -> LoadedModel:
+    def load_production(self) -> Model:
         return self.load(self.production_id())
 
     def info(self, model_id: str) -> dict:
@@ -304,15 +317,15 @@ def _file_lock(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _load_compiled(artifact: Path) -> CompiledSVC | None:
-    """The artifact's numpy-only model, if it has one (so scikit-learn stays unimported)."""
+def _serving_files(artifact: Path) -> dict[str, bytes]:
+    """The family's serving files inside an artifact (so scikit-learn stays unimported)."""
+    files = {}
     with tarfile.open(artifact, "r:gz") as tar:
-        try:
-            member = tar.getmember(f"extras/{COMPILED_NAME}")
-        except KeyError:
-            return None
-        with tar.extractfile(member) as fh:
-            return CompiledSVC.load(io.BytesIO(fh.read()))
+        for member in tar.getmembers():
+            if member.isfile() and member.name.startswith("extras/"):
+                with tar.extractfile(member) as fh:
+                    files[member.name.removeprefix("extras/")] = fh.read()
+    return files
 
 
 def _sha256(path: Path) -> str:

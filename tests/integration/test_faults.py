@@ -192,7 +192,7 @@ def test_a_read_only_model_dir_fails_retrain_and_promotion_cleanly(stack, config
     stack.wait_ready(url)
     registry = ModelRegistry(config.model_dir)
     production = registry.production_id()
-    spare = registry.publish(registry.load_estimator(production), {"source": "spare"})
+    spare = registry.publish(registry.load_trained(production), {"source": "spare"})
     assert len(_models(url)) == 2   # the web tier has opened the store before the disk turns read-only
     before = _files(config.model_dir)
     with read_only(config.model_dir):

@@ -109,8 +109,8 @@ def test_rollback_reaches_every_worker_and_a_corrupted_artifact_is_refused(stack
     stack.env["SWAGDIGITS_ADMIN_TOKEN"] = TOKEN
     registry = ModelRegistry(config.model_dir)
     first = registry.load_production()
-    good = registry.publish(registry.load_estimator(first.version), {**first.metadata, "source": "copy"})
-    bad = registry.publish(registry.load_estimator(first.version), {**first.metadata, "source": "to be corrupted"})
+    good = registry.publish(registry.load_trained(first.version), {**first.metadata, "source": "copy"})
+    bad = registry.publish(registry.load_trained(first.version), {**first.metadata, "source": "to be corrupted"})
     workers = [stack.start("worker", "predict"), stack.start("worker", "predict")]
     url = stack.start_web()
     stack.wait_ready(url, workers=2)

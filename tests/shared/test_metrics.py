@@ -1,21 +1,13 @@
-"""shared.metrics: what each process records, and the queue state read from a real Redis at scrape time."""
+"""shared.metrics: what each process records, and how multiprocess exposition adds up."""
 import os
 import subprocess
 import sys
 import time
 
 import pytest
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from prometheus_client import CollectorRegistry
-from rq import Queue
 
 from shared import metrics
-from shared.messaging import heartbeat
-from shared.messaging import protocol as p
-from shared.messaging.predict_queue import PredictQueue
-from swagdigits.embedded_redis import free_port
 
 
 def value(registry, name, **labels):
@@ -74,43 +66,6 @@ def test_retrain_runs_are_counted_by_outcome_and_unknown_outcomes_refused():
     assert value(registry, "swagdigits_retrain_help_images") == 40
     with pytest.raises(ValueError):
         m.record("exploded", 1.0)
-
-
-@pytest.mark.parametrize("result, expected", [
-    ({"outcome": "promoted", "candidate_accuracy": 0.95, "production_accuracy": 0.94, "help_images": 12},
-     ("promoted", 0.95, 0.94, 12)),
-    ({"promoted": False, "candidate_acc": 0.9, "n_help_images": 3}, ("rejected", 0.9, None, 3)),
-    ({"skipped": "another retrain is running"}, None),
-    ("done", None),
-])
-def test_a_retrain_jobs_return_value_becomes_a_run_summary(result, expected):
-    assert metrics.retrain_summary(result) == expected
-
-
-def test_queue_state_is_read_from_redis_when_scraped(redis_conn):
-    queue = PredictQueue(redis_conn)
-    for _ in range(3):
-        queue.submit(b"png", limit=10)
-    Queue(p.RETRAIN_QUEUE, connection=redis_conn).enqueue("workers.retrain_job.run_retrain")
-    heartbeat.beat(redis_conn, "w1", {"role": "predict"}, 5)
-    heartbeat.beat(redis_conn, "r1", {"role": "retrain"}, 5)
-    time.sleep(0.05)
-    got = collected(metrics.RedisStateCollector(redis_conn, heartbeat_s=5, pending_help=lambda: 17))
-    assert got[("swagdigits_redis_up", ())] == 1
-    assert got[("swagdigits_queue_depth", (("queue", "predict"),))] == 3
-    assert got[("swagdigits_queue_depth", (("queue", "batch"),))] == 0
-    assert got[("swagdigits_queue_depth", (("queue", "retrain"),))] == 1
-    assert 0.04 < got[("swagdigits_queue_oldest_job_age_seconds", (("queue", "predict"),))] < 5
-    assert 0 < got[("swagdigits_queue_oldest_job_age_seconds", (("queue", "retrain"),))] < 5
-    assert got[("swagdigits_jobs_enqueued_total", (("queue", "predict"),))] == 3
-    assert got[("swagdigits_predict_workers_live", ())] == 1
-    assert got[("swagdigits_help_images_pending", ())] == 17
-
-
-def test_a_redis_outage_is_a_metric_not_a_failed_scrape():
-    dead = redis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
-    got = collected(metrics.RedisStateCollector(dead, heartbeat_s=5))
-    assert got == {("swagdigits_redis_up", ()): 0}
 
 
 _CHILD = """

@@ -32,7 +32,7 @@ def _second_model(model_dir):
     """A second version (the fixture's estimator re-published: no training needed)."""
     registry = ModelRegistry(model_dir)
     current = registry.load_production()
-    return registry.publish(registry.load_estimator(current.version), {**current.metadata, "source": "test copy"})
+    return registry.publish(registry.load_trained(current.version), {**current.metadata, "source": "test copy"})
 
 
 def _next_event(pubsub, tries=20):

@@ -104,7 +104,7 @@ class ServerPusher:
 def worker(sock_config, redis_conn):
     w = PredictWorker(sock_config, redis_conn, ModelRegistry(sock_config.model_dir),
                       ServerPusher(), name="w-sockets")
-    w.load_model()
+    w.lifecycle.load_at_start()
     return w
 
 
@@ -182,7 +182,7 @@ def test_message_size_limit_follows_the_upload_limit(app, sock_config):
 
 def test_deadlines_report_only_jobs_without_a_result(redis_conn):
     sent = []
-    deadlines = ReplyDeadlines(redis_conn, lambda e, d, r: sent.append((e, d, r)), timeout_s=1)
+    deadlines = ReplyDeadlines(PredictQueue(redis_conn), lambda e, d, r: sent.append((e, d, r)), timeout_s=1)
     queue = PredictQueue(redis_conn)
     done, waiting = queue.submit(digit_png(1), 10), queue.submit(digit_png(2), 10)
     redis_conn.hset(p.JOB_KEY.format(done), "state", p.FINISHED)

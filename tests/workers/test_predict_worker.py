@@ -15,7 +15,7 @@ from workers.predict_worker import PredictWorker
 @pytest.fixture
 def worker(config, redis_conn):
     w = PredictWorker(config, redis_conn, ModelRegistry(config.model_dir), RecordingPusher(), name="w-test")
-    w.load_model()
+    w.lifecycle.load_at_start()
     return w
 
 
@@ -65,7 +65,7 @@ def test_a_worker_on_an_empty_store_trains_and_publishes_a_model(config, redis_c
     registry = ModelRegistry(tmp_path / "empty-store")
     w = PredictWorker(config, redis_conn, registry, name="w-bootstrap")
     with caplog.at_level("WARNING"):
-        w.load_model()
+        w.lifecycle.load_at_start()
     assert "no production model" in caplog.text
     assert w.holder.version == registry.production_id()
 
@@ -73,9 +73,9 @@ def test_a_worker_on_an_empty_store_trains_and_publishes_a_model(config, redis_c
 def test_refresh_swaps_in_a_newly_promoted_model_whole(worker):
     old = worker.holder.current
     new_id, _ = train_initial(worker.registry, source="test")
-    assert worker.refresh_model() is True
+    assert worker.lifecycle.refresh() is True
     assert worker.holder.version == new_id and worker.holder.current is not old
-    assert worker.refresh_model() is False
+    assert worker.lifecycle.refresh() is False
 
 
 def test_a_corrupted_new_model_is_refused_and_the_old_one_keeps_serving(worker, caplog):
@@ -84,7 +84,7 @@ def test_a_corrupted_new_model_is_refused_and_the_old_one_keeps_serving(worker, 
     with open(worker.registry.info(new_id)["storage"]["path"], "r+b") as fh:
         fh.seek(30)
         fh.write(b"garbage")
-    assert worker.refresh_model() is False
+    assert worker.lifecycle.refresh() is False
     assert worker.holder.version == old_version
     assert "refused" in caplog.text
 
@@ -137,16 +137,27 @@ def test_a_drawing_arriving_during_a_chunk_is_answered_before_the_chunk_ends(wor
     assert batches.progress(batch_id).state == p.FINISHED
 
 
-def test_a_production_model_that_cannot_score_todays_features_is_replaced_at_start(config, redis_conn, caplog):
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
+def test_a_production_model_that_cannot_score_todays_features_is_replaced_at_start(
+        config, redis_conn, caplog, monkeypatch):
+    import dataclasses
 
+    import numpy as np
+
+    from shared.model import families
+    from shared.model.base import Trained
+    from shared.model.features import INK
+
+    linear = families.get("linear")
+    older = type("OlderLinear", (type(linear),), {    # the same family as an older release computed it
+        "pipeline": dataclasses.replace(INK, params={**INK.params, "target_thickness": 5.0})})()
+    monkeypatch.setitem(families._registry, "linear", older)
     registry = ModelRegistry(config.model_dir)
-    rows = np.random.default_rng(0).random((20, 64))  # an older release's 64 features
-    old = registry.publish(LogisticRegression().fit(rows, list(range(10)) * 2), {})
+    rows = np.random.default_rng(0).random((20, INK.size))
+    old = registry.publish(Trained(older, older.build().fit(rows, list(range(10)) * 2)), {})
     registry.promote(old)
+    monkeypatch.setitem(families._registry, "linear", linear)   # today's release
     w = PredictWorker(config, redis_conn, registry, name="w-upgrade")
     with caplog.at_level("WARNING"):
-        w.load_model()
+        w.lifecycle.load_at_start()
     assert w.holder.version != old and w.holder.version == registry.production_id()
-    assert "smoke prediction" in caplog.text
+    assert "trained on features" in caplog.text

@@ -24,7 +24,7 @@ def metrics_port():
 @pytest.fixture
 def worker(config, redis_conn):
     w = PredictWorker(config, redis_conn, ModelRegistry(config.model_dir), None, name="w-metrics")
-    w.load_model()
+    w.lifecycle.load_at_start()
     return w
 
 
@@ -55,7 +55,7 @@ def test_a_refused_model_is_counted_and_the_old_one_keeps_its_info(worker, metri
     before = scrape(metrics_port)
     monkeypatch.setattr(worker.registry, "production_id", lambda: "other-version")
     monkeypatch.setattr(worker.registry, "load", lambda _id: (_ for _ in ()).throw(ModelStoreError("bad sha")))
-    assert worker.refresh_model() is False
+    assert worker.lifecycle.refresh() is False
     after = scrape(metrics_port)
     assert after[("swagdigits_model_swap_failures_total", ())] - before.get(
         ("swagdigits_model_swap_failures_total", ()), 0) == 1

@@ -11,9 +11,12 @@ from shared.messaging import protocol as p
 from shared.model.training import fitting as training
 from shared.messaging import retrain_trigger
 from shared.help_store import HelpStore
-from shared.model.store import REJECTED, ModelRegistry
+from shared.model import families
+from shared.model.base import Trained
+from shared.model.store import REJECTED, ArtifactMismatch, ModelRegistry
 from tests.drawings import digit_png
 from tests.fakes import RecordingPusher
+from shared.model.features import INK
 from workers import retrain_job
 
 
@@ -58,10 +61,10 @@ def test_a_good_candidate_is_versioned_promoted_and_announced(config, redis_conn
 
 
 def test_a_worse_candidate_is_rejected_kept_and_production_stays(config, redis_conn, help_store, monkeypatch):
-    from sklearn.dummy import DummyClassifier
-
-    def bad_fit(train, appended_weight=1.0):  # always answers the most common digit: far worse than production
-        return DummyClassifier(strategy="most_frequent").fit(train.X, train.y)
+    def bad_fit(train, appended_weight=1.0, family=None):  # learns shuffled labels: far worse than production
+        linear = families.get("linear")
+        shuffled = np.random.default_rng(0).permutation(train.y)
+        return Trained(linear, linear.build().fit(train.X, shuffled))
 
     monkeypatch.setattr(training, "fit", bad_fit)
     registry = ModelRegistry(config.model_dir)
@@ -81,11 +84,11 @@ def test_held_back_help_images_are_never_trained_on(config, help_store):
     from shared.images.upload import ImageLimits
 
     limits = ImageLimits.from_config(config)
-    data = retrain_job.load_help(help_store.entries(), 0.5, limits)
+    data = retrain_job.load_help(help_store.entries(), 0.5, limits, INK)
     assert len(data.train.y) + len(data.holdout.y) == 40 and len(data.holdout.y) > 5
     train_rows = {r.tobytes() for r in data.train.X}
     assert not any(r.tobytes() in train_rows for r in data.holdout.X)
-    again = retrain_job.load_help(help_store.entries(), 0.5, limits)
+    again = retrain_job.load_help(help_store.entries(), 0.5, limits, INK)
     assert np.array_equal(again.holdout.X, data.holdout.X), "the split must never change"
 
 
@@ -154,13 +157,13 @@ def test_tolerance_comes_from_the_config(config, redis_conn, help_store, monkeyp
 def test_a_production_model_of_another_feature_space_does_not_block_retraining(
         config, redis_conn, help_store, monkeypatch):
     """After a preprocessing change the old model cannot score new features: judge the candidate alone."""
-    from sklearn.neighbors import KNeighborsClassifier
-
     registry = ModelRegistry(config.model_dir)
     old = registry.production_id()
-    other = KNeighborsClassifier(1).fit(np.random.default_rng(0).random((10, 3)), np.arange(10))
-    monkeypatch.setattr(registry, "load_production",
-                        lambda: type("M", (), {"version": old, "estimator": other})())
+
+    def refused():
+        raise ArtifactMismatch(f"model {old} was trained on features 'ink:older'")
+
+    monkeypatch.setattr(registry, "load_production", refused)
     result = retrain_job.retrain(config, redis_conn, registry, help_store, reason="test")
     assert result["outcome"] == "promoted" and "no usable production" in result["reason"]
     assert registry.info(result["model_id"])["extra"]["parent"] == old

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from shared.atomic import write_atomic
+from shared.model.features import INK, FeaturePipeline
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +119,9 @@ class HelpFeatureCache:
 
     KIND = "help"
 
-    def __init__(self, folder: Path | str):
+    def __init__(self, folder: Path | str, pipeline: FeaturePipeline = INK):
         self.folder = Path(folder)
-        self.print = fingerprint(HELP_SOURCES)
+        self.print = fingerprint(HELP_SOURCES, {"pipeline": pipeline.fingerprint})
         self.rows: dict[str, np.ndarray] = {}
         self.hits = 0
 

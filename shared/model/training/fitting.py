@@ -23,11 +23,12 @@ import numpy as np
 from PIL import Image
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
-from sklearn.svm import SVC
 
-from shared.model.training import feature_cache
-from shared.model.training import synthetic
+from shared.model import families
 from shared.model import features as preprocess
+from shared.model.base import Trained
+from shared.model.features import INK, FeaturePipeline
+from shared.model.training import feature_cache, synthetic
 
 log = logging.getLogger(__name__)
 
@@ -49,38 +50,31 @@ class Dataset:
     y: np.ndarray
 
 
-@dataclass(frozen=True)
-class _Raw:
-    """The 8x8 digits behind a shipped training set, kept for augmentation."""
-    images8: np.ndarray
-    y: np.ndarray
-
-
-# Features of shipped digits are cached per process: the split never changes.
-_CACHE: dict[str, object] = {}
+# Features of shipped digits are cached per process and pipeline: the split never changes.
+_CACHE: dict[tuple[str, str], object] = {}
 
 
 def _split():
-    if "split" not in _CACHE:
+    if ("", "split") not in _CACHE:
         X, y = load_digits(return_X_y=True)
         X_train, X_test, y_train, y_test = train_test_split(
             X.astype(np.float32), y, test_size=HOLDOUT_SHARE, random_state=SPLIT_SEED, stratify=y)
-        _CACHE["split"] = (X_train, X_test, y_train, y_test)
-    return _CACHE["split"]
+        _CACHE["", "split"] = (X_train, X_test, y_train, y_test)
+    return _CACHE["", "split"]
 
 
-def shipped_digits() -> tuple[Dataset, Dataset]:
+def shipped_digits(pipeline: FeaturePipeline = INK) -> tuple[Dataset, Dataset]:
     """The bundled digits, split the same way every time into (train, held-out).
 
-    Features are in the ``preprocess`` feature space (the digits are brought
-    through the same normalisation as drawings).
+    Features are in ``pipeline``'s space (the digits are brought through the
+    same normalisation as drawings).
     """
-    if "shipped" not in _CACHE:
+    if (pipeline.name, "shipped") not in _CACHE:
         X_train, X_test, y_train, y_test = _split()
-        train = Dataset(preprocess.features_many(preprocess.digits_to_inks(X_train)), y_train)
-        test = Dataset(preprocess.features_many(preprocess.digits_to_inks(X_test)), y_test)
-        _CACHE["shipped"] = (train, test)
-    train, test = _CACHE["shipped"]
+        train = Dataset(pipeline.rows(preprocess.digits_to_inks(X_train)), y_train)
+        test = Dataset(pipeline.rows(preprocess.digits_to_inks(X_test)), y_test)
+        _CACHE[pipeline.name, "shipped"] = (train, test)
+    train, test = _CACHE[pipeline.name, "shipped"]
     return Dataset(train.X.copy(), train.y.copy()), Dataset(test.X.copy(), test.y.copy())
 
 
@@ -106,72 +100,62 @@ def _distort(image8: np.ndarray, rng: np.random.Generator, size: int = 32) -> np
 
 
 def augmented(raw_images8: np.ndarray, y: np.ndarray, copies: int | None = None,
-              seed: int = AUGMENT_SEED) -> Dataset:
+              seed: int = AUGMENT_SEED, pipeline: FeaturePipeline = INK) -> Dataset:
     """``copies`` distorted versions of each 8x8 digit, as features."""
     copies = AUGMENT_COPIES if copies is None else copies
     rng = np.random.default_rng(seed)
     inks = [_distort(img, rng) for _ in range(copies) for img in raw_images8]
-    return Dataset(preprocess.features_many(inks), np.tile(np.asarray(y), copies))
+    return Dataset(pipeline.rows(inks), np.tile(np.asarray(y), copies))
 
 
-def build_estimator():
-    """RBF SVM with Platt-scaled probabilities.
-
-    scikit-learn 1.9 deprecates ``probability=True`` in favour of
-    ``CalibratedClassifierCV(SVC(), ensemble=False)``, but that wrapper costs
-    ~1.2 ms per single-drawing ``predict_proba`` against ~0.15 ms here, which
-    breaks the 2 ms budget; revisit before scikit-learn 1.11 removes it.
-    """
-    return SVC(kernel="rbf", C=10.0, gamma="scale", probability=True, random_state=0)
-
-
-def synthetic_digits(count: int | None = None, seed: int = SYNTHETIC_SEED) -> Dataset:
+def synthetic_digits(count: int | None = None, seed: int = SYNTHETIC_SEED,
+                     pipeline: FeaturePipeline = INK) -> Dataset:
     """``count`` synthetic canvas drawings (classes balanced), as features."""
     count = SYNTHETIC_COUNT if count is None else count
-    X, y = synthetic.generate(count, seed=seed)
+    X, y = synthetic.generate(count, seed=seed, pipeline=pipeline)
     return Dataset(X, y)
 
 
-def _augmentation_for(train: Dataset) -> Dataset | None:
+def _augmentation_for(train: Dataset, pipeline: FeaturePipeline) -> Dataset | None:
     """Distorted copies of the shipped digits that ``train`` starts with, if it
     does, and the synthetic drawings."""
     if AUGMENT_COPIES <= 0 and SYNTHETIC_COUNT <= 0:
         return None
-    shipped, _ = shipped_digits()
+    shipped, _ = shipped_digits(pipeline)
     n = len(shipped.y)
     if len(train.y) < n or not np.array_equal(train.X[:n], shipped.X):
         return None
-    return _fixed_extra()
+    return _fixed_extra(pipeline)
 
 
-def _fixed_extra() -> Dataset:
+def _fixed_extra(pipeline: FeaturePipeline = INK) -> Dataset:
     """The distorted copies and synthetic drawings ``fit`` adds (cached per process)."""
-    if "augmented" not in _CACHE:
+    if (pipeline.name, "augmented") not in _CACHE:
         X_train, _, y_train, _ = _split()
-        parts = [Dataset(np.zeros((0, preprocess.FEATURE_SIZE), np.float32), np.zeros(0, int))]
+        parts = [Dataset(np.zeros((0, pipeline.size), np.float32), np.zeros(0, int))]
         if AUGMENT_COPIES > 0:
-            parts.append(augmented(X_train, y_train))
+            parts.append(augmented(X_train, y_train, pipeline=pipeline))
         if SYNTHETIC_COUNT > 0:
-            parts.append(synthetic_digits())
-        _CACHE["augmented"] = Dataset(np.concatenate([p.X for p in parts]),
-                                      np.concatenate([p.y for p in parts]))
-    return _CACHE["augmented"]
+            parts.append(synthetic_digits(pipeline=pipeline))
+        _CACHE[pipeline.name, "augmented"] = Dataset(np.concatenate([p.X for p in parts]),
+                                                     np.concatenate([p.y for p in parts]))
+    return _CACHE[pipeline.name, "augmented"]
 
 
 # ------------------------------------------------------- on-disk cache --
 FIXED_KIND = "fixed"
 
 
-def fixed_fingerprint() -> str:
+def fixed_fingerprint(pipeline: FeaturePipeline = INK) -> str:
     """Identifies the fixed training set: its code, libraries and constants."""
     return feature_cache.fingerprint(feature_cache.FIXED_SOURCES, {
         "holdout_share": HOLDOUT_SHARE, "split_seed": SPLIT_SEED,
         "augment_copies": AUGMENT_COPIES, "augment_seed": AUGMENT_SEED,
         "synthetic_count": SYNTHETIC_COUNT, "synthetic_seed": SYNTHETIC_SEED,
-        "feature_size": preprocess.FEATURE_SIZE})
+        "pipeline": pipeline.fingerprint})
 
 
-def prepare_fixed(cache_dir=None) -> str:
+def prepare_fixed(cache_dir=None, pipeline: FeaturePipeline = INK) -> str:
     """Make the fixed part of the training set ready in this process.
 
     The fixed part (shipped digits split into train/held-out, their distorted
@@ -181,17 +165,17 @@ def prepare_fixed(cache_dir=None) -> str:
     file means it is computed again and the file rewritten). Returns where it
     came from: ``"memory"``, ``"disk"`` or ``"computed"``.
     """
-    if "shipped" in _CACHE and "augmented" in _CACHE:
+    if (pipeline.name, "shipped") in _CACHE and (pipeline.name, "augmented") in _CACHE:
         return "memory"
-    print_ = fixed_fingerprint() if cache_dir is not None else None
+    print_ = fixed_fingerprint(pipeline) if cache_dir is not None else None
     if cache_dir is not None:
         arrays = feature_cache.load_arrays(cache_dir, FIXED_KIND, print_)
-        if arrays is not None and _install_fixed(arrays):
+        if arrays is not None and _install_fixed(arrays, pipeline):
             log.info("fixed training features read from %s (%s)", cache_dir, print_)
             return "disk"
     started = time.perf_counter()
-    train, test = shipped_digits()
-    extra = _fixed_extra()
+    train, test = shipped_digits(pipeline)
+    extra = _fixed_extra(pipeline)
     log.info("fixed training features computed in %.1fs", time.perf_counter() - started)
     if cache_dir is not None:
         try:
@@ -203,24 +187,24 @@ def prepare_fixed(cache_dir=None) -> str:
     return "computed"
 
 
-def _install_fixed(arrays: dict) -> bool:
+def _install_fixed(arrays: dict, pipeline: FeaturePipeline) -> bool:
     try:
         parts = [Dataset(arrays[f"{name}_X"], arrays[f"{name}_y"]) for name in ("train", "test", "extra")]
     except KeyError as exc:
         log.warning("fixed feature cache lacks %s: recomputing", exc)
         return False
-    if any(p.X.ndim != 2 or p.X.shape[1] != preprocess.FEATURE_SIZE or len(p.X) != len(p.y)
+    if any(p.X.ndim != 2 or p.X.shape[1] != pipeline.size or len(p.X) != len(p.y)
            for p in parts) or not len(parts[0].y) or not np.isfinite(parts[0].X).all():
         log.warning("fixed feature cache has unexpected shapes: recomputing")
         return False
     train, test, extra = parts
-    _CACHE["shipped"] = (train, test)
-    _CACHE["augmented"] = extra
+    _CACHE[pipeline.name, "shipped"] = (train, test)
+    _CACHE[pipeline.name, "augmented"] = extra
     return True
 
 
-def fit(train: Dataset, appended_weight: float = 1.0):
-    """A fitted estimator (``predict_proba``, classes 0..9).
+def fit(train: Dataset, appended_weight: float = 1.0, family: str | None = None) -> Trained:
+    """A model of ``family`` (default: the default family) fitted on ``train``, ready to publish.
 
     When ``train`` is (or starts with) the shipped training digits, distorted
     copies of them and the synthetic drawings are added; anything appended
@@ -229,24 +213,26 @@ def fit(train: Dataset, appended_weight: float = 1.0):
     without pulling the model away from everyone else's handwriting.
     """
     started = time.perf_counter()
+    kind = families.get(family)
     X, y = np.asarray(train.X, dtype=np.float32), np.asarray(train.y)
-    extra = _augmentation_for(train)
+    extra = _augmentation_for(train, kind.pipeline)
     weights = None
     if extra is not None:
-        n_shipped = len(shipped_digits()[0].y)
+        n_shipped = len(shipped_digits(kind.pipeline)[0].y)
         weights = np.concatenate([np.ones(n_shipped), np.full(len(y) - n_shipped, appended_weight),
                                   np.ones(len(extra.y))])
         X = np.concatenate([X, extra.X])
         y = np.concatenate([y, extra.y])
-    estimator = build_estimator()
+    estimator = kind.build()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*probability.* parameter was deprecated",
                                 category=FutureWarning)
         estimator.fit(X, y, sample_weight=weights)
     log.info("trained %s on %d samples (%d augmented) in %.1fs", type(estimator).__name__,
              len(y), 0 if extra is None else len(extra.y), time.perf_counter() - started)
-    return estimator
+    return Trained(kind, estimator)
 
 
-def accuracy(estimator, data: Dataset) -> float:
-    return float(np.mean(estimator.predict(data.X) == data.y))
+def accuracy(model, data: Dataset) -> float:
+    """Share of ``data`` that ``model`` (trained or loaded) reads right."""
+    return float(np.mean(model.predict(data.X) == data.y))

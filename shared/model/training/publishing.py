@@ -10,6 +10,8 @@ import platform
 import time
 from datetime import datetime, timezone
 
+from shared.model import families
+from shared.model.training import feature_cache
 from shared.model.training import fitting as training
 from shared.model.store import ModelRegistry
 
@@ -17,21 +19,18 @@ log = logging.getLogger(__name__)
 
 
 def library_versions() -> dict:
-    import numpy
-    import PIL
-    import sklearn
-
-    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
-            "numpy": numpy.__version__, "pillow": PIL.__version__}
+    """What a model's metadata records of the software that trained it."""
+    return {"python": platform.python_version(), **feature_cache.library_versions()}
 
 
-def train_initial(registry: ModelRegistry, source: str, promote: bool = True) -> tuple[str, dict]:
-    """Train on the shipped digits, publish with held-out accuracy, optionally promote."""
+def train_initial(registry: ModelRegistry, source: str, promote: bool = True,
+                  family: str | None = None) -> tuple[str, dict]:
+    """Train a ``family`` model on the shipped digits, publish with held-out accuracy, optionally promote."""
     started = time.perf_counter()
-    train, held_out = training.shipped_digits()
-    estimator = training.fit(train)
+    train, held_out = training.shipped_digits(families.get(family).pipeline)
+    trained = training.fit(train, family=family)
     metrics = {
-        "holdout_accuracy": round(training.accuracy(estimator, held_out), 5),
+        "holdout_accuracy": round(training.accuracy(trained, held_out), 5),
         "train_seconds": round(time.perf_counter() - started, 2),
         "n_train": int(len(train.y)),
         "n_holdout": int(len(held_out.y)),
@@ -41,7 +40,7 @@ def train_initial(registry: ModelRegistry, source: str, promote: bool = True) ->
         "parent": None,
         "libraries": library_versions(),
     }
-    model_id = registry.publish(estimator, metrics)
+    model_id = registry.publish(trained, metrics)
     if promote:
         registry.promote(model_id)
     log.info("trained model %s from the shipped digits: held-out accuracy %.4f in %.1fs",

@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from shared.model import features as preprocess
+from shared.model.features import INK, FeaturePipeline
 from shared.images import drawing
 from shared.images.upload import ImageLimits
 from shared.images.ink import decode_ink
@@ -421,12 +421,13 @@ def labels(n: int) -> np.ndarray:
     return np.arange(n) % 10
 
 
-def generate(n: int, seed: int = 0, size: int = SYNTH_CANVAS) -> tuple[np.ndarray, np.ndarray]:
+def generate(n: int, seed: int = 0, size: int = SYNTH_CANVAS,
+             pipeline: FeaturePipeline = INK) -> tuple[np.ndarray, np.ndarray]:
     """``n`` synthetic digits (classes balanced) as (features, labels), through
-    the production decoding and preprocessing."""
+    the production decoding and ``pipeline``."""
     rng = np.random.default_rng(seed)
     y = labels(n)
-    X = np.zeros((n, preprocess.FEATURE_SIZE), dtype=np.float32)
+    X = np.zeros((n, pipeline.size), dtype=np.float32)
     for i, d in enumerate(y):
-        X[i] = preprocess.features(decode_ink(render_sample(int(d), rng, size), _LIMITS))
+        X[i] = pipeline.transform(decode_ink(render_sample(int(d), rng, size), _LIMITS))
     return X, y

@@ -102,12 +102,12 @@ def test_empty_and_tiny_inputs():
     assert np.isfinite(preprocess.features(line)).all()
 
 
-def test_features_many_matches_features():
+def test_the_pipeline_rows_match_single_features():
     inks = [decode_ink(render(d), LIMITS) for d in (3, 8)]
-    many = preprocess.features_many(inks)
+    many = preprocess.INK.rows(inks)
     assert many.shape == (2, preprocess.FEATURE_SIZE)
     np.testing.assert_array_equal(many[1], preprocess.features(inks[1]))
-    assert preprocess.features_many([]).shape == (0, preprocess.FEATURE_SIZE)
+    assert preprocess.INK.rows([]).shape == (0, preprocess.FEATURE_SIZE)
 
 
 def test_direction_features_follow_the_edges():
@@ -140,7 +140,7 @@ def test_shipped_digits_land_in_the_same_space(clean):
     from sklearn.datasets import load_digits
 
     X, y = load_digits(return_X_y=True)
-    feats8 = preprocess.features_many(preprocess.digits_to_inks(X[:200]))
+    feats8 = preprocess.INK.rows(preprocess.digits_to_inks(X[:200]))
     assert feats8.shape == (200, preprocess.FEATURE_SIZE)
     # Stroke normalisation: about the same amount of ink per digit class in
     # both sources, although optdigits' 8x8 and a canvas pen differ a lot.

@@ -1,14 +1,18 @@
+import numpy as np
 import pytest
-from sklearn.dummy import DummyClassifier
 
+from shared.model import families
+from shared.model.base import Trained
 from shared.model.store import (PRODUCTION, REJECTED, RETIRED, ArtifactMismatch, ModelRegistry,
                                 NoProductionModel)
 
 
-def dummy():
-    import numpy as np
-
-    return DummyClassifier(strategy="prior").fit(np.zeros((10, 64)), list(range(10)))
+def dummy() -> Trained:
+    """A small but real model of the linear family (fast to fit)."""
+    family = families.get("linear")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, family.pipeline.size))
+    return Trained(family, family.build().fit(X, np.arange(40) % 10))
 
 
 def test_an_empty_store_has_no_production_model(tmp_path):

@@ -44,7 +44,7 @@ def test_other_estimators_are_not_compiled(tmp_path, svc_and_data):
 def test_a_worker_loads_the_production_model_without_importing_scikit_learn(trained_store):
     code = ("import sys; from shared.model.store import ModelRegistry; "
             f"m = ModelRegistry({str(trained_store)!r}).load_production(); "
-            "print(type(m.estimator).__name__, 'sklearn' in sys.modules)")
+            "print(type(m.predictor).__name__, 'sklearn' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["CompiledSVC", "False"]
 
@@ -52,4 +52,4 @@ def test_a_worker_loads_the_production_model_without_importing_scikit_learn(trai
 def test_the_compiled_model_is_part_of_the_checksummed_artifact(model_dir):
     registry = ModelRegistry(model_dir)
     model = registry.load_production()
-    assert isinstance(model.estimator, CompiledSVC)
+    assert isinstance(model.predictor, CompiledSVC)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from shared.model.training import feature_cache
+from shared.model.features import FeaturePipeline
 from shared.model.training import fitting as training
 from shared.model import features as preprocess
 
@@ -71,7 +72,7 @@ def test_the_fixed_set_is_computed_once_then_read_back_identical(small_fixed, tm
         raise AssertionError("the fixed set was recomputed despite a valid cache")
 
     monkeypatch.setattr(training.synthetic, "generate", no_recompute)
-    monkeypatch.setattr(training.preprocess, "features_many", no_recompute)
+    monkeypatch.setattr(FeaturePipeline, "rows", no_recompute)
     assert training.prepare_fixed(tmp_path) == "disk"
     again_train, again_test = training.shipped_digits()
     np.testing.assert_array_equal(again_train.X, train.X)

@@ -74,7 +74,7 @@ def test_model_survives_joblib(model, shipped):
 
 def test_recognises_test_made_drawings(model):
     samples = drawings()
-    X = preprocess.features_many([decode_ink(png, LIMITS) for _, png in samples])
+    X = preprocess.INK.rows([decode_ink(png, LIMITS) for _, png in samples])
     y = np.array([label for label, _ in samples])
     predicted = model.predict(X)
     rate = float(np.mean(predicted == y))
@@ -84,7 +84,7 @@ def test_recognises_test_made_drawings(model):
 
 def test_fit_accepts_appended_help_data(shipped):
     train = shipped[0]
-    help_X = preprocess.features_many(
+    help_X = preprocess.INK.rows(
         [decode_ink(drawing.render_strokes(drawing.sample_strokes(7, slant=0.1)), LIMITS)] * 3)
     extended = training.Dataset(np.concatenate([train.X, help_X]), np.concatenate([train.y, [7, 7, 7]]))
     estimator = training.fit(extended)
