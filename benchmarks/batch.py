@@ -21,7 +21,7 @@ from shared.config import Config
 from shared.images.upload import ImageLimits
 from shared.model.inference import predict_images
 from shared.model.store import ModelRegistry
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 
 LIMITS = ImageLimits(4 << 20, 1 << 24, 8192)
 CHUNK = Config.from_env({}).batch_chunk_size

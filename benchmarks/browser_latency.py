@@ -19,8 +19,8 @@ import time
 
 from benchmarks.serving import Client, percentile
 from benchmarks.stack import BenchStack
-from tests.drawings import digit_png
-from tests.page_driver import draw_digit, launch, open_page, wait_for_new_answer
+from testkit.drawings import digit_png
+from testkit.page_driver import draw_digit, launch, open_page, wait_for_new_answer
 
 WARM_UP = 10
 

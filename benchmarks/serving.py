@@ -22,7 +22,7 @@ from benchmarks.stack import BenchStack
 from shared.images.upload import ImageLimits
 from shared.model.inference import predict_images
 from shared.model.store import ModelRegistry
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 
 LIMITS = ImageLimits(4 << 20, 1 << 24, 8192)
 

@@ -31,7 +31,7 @@ from PIL import Image
 
 from benchmarks.stack import BenchStack
 from shared.messaging import protocol as p
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 
 MAX_GROWTH = 0.20
 REFUSED_BY_DESIGN = {429, 503}

@@ -1,19 +1,17 @@
 """HTTP prediction API: validate, queue, and (by default) wait for the pushed answer."""
 from __future__ import annotations
 
-import re
 
 from flask import Blueprint, jsonify, request, url_for
 
 from shared.messaging import protocol as p
-from shared.messaging.predict_queue import QueueFull
+from shared.messaging.predict_queue import QueueFull, is_job_id
 from web.errors import ApiError
 from web.services import services
 from web.uploads import image_from_request
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def submit_drawing(image: bytes, room: str = "", wants_reply: bool = True) -> str:
@@ -48,7 +46,7 @@ def predict():
 
 @bp.get("/jobs/<job_id>")
 def job_status(job_id: str):
-    status = services().queue.status(job_id) if _JOB_ID.match(job_id) else None
+    status = services().queue.status(job_id) if is_job_id(job_id) else None
     if status is None:
         response = jsonify({"job_id": job_id, "state": "unknown",
                             "error": "no such job (unknown id, or its result expired)"})

@@ -15,6 +15,7 @@ from flask import Blueprint, jsonify, request
 from shared import metrics
 from shared.messaging import retrain_trigger
 from shared.help_store import HelpStore
+from shared.messaging.predict_queue import is_job_id
 from web.errors import ApiError
 from web.services import services
 from web.uploads import image_from_request, json_body
@@ -22,7 +23,6 @@ from web.uploads import image_from_request, json_body
 bp = Blueprint("helpdata", __name__)
 log = logging.getLogger(__name__)
 
-_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 _DIGIT = re.compile(r"^[0-9]$")
 
 
@@ -37,7 +37,7 @@ def add_help():
     label = _digit(fields.get("label"), "label", required=True)
     predicted = _digit(fields.get("predicted"), "predicted", required=False)
     job_id = fields.get("job_id") or None
-    if job_id is not None and (not isinstance(job_id, str) or not _JOB_ID.match(job_id)):
+    if job_id is not None and not is_job_id(job_id):
         raise ApiError("'job_id' must be the 32-hex id a prediction returned", 400)
     image = image_from_request(request, s.limits)
     model_version = None

@@ -14,6 +14,7 @@ retried (``reclaim_stale``).
 """
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -50,8 +51,16 @@ class Job:
     deliveries: int = 1
 
 
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+
+
 def new_job_id() -> str:
     return uuid.uuid4().hex
+
+
+def is_job_id(value) -> bool:
+    """Whether ``value`` has the shape of an id ``new_job_id`` makes (checked before any Redis lookup)."""
+    return isinstance(value, str) and _JOB_ID.fullmatch(value) is not None
 
 
 class PredictQueue:

@@ -9,7 +9,7 @@ import time
 import requests
 import socketio
 
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 from tests.integration.conftest import wait_for
 
 

@@ -14,7 +14,7 @@ import redis
 
 from shared.messaging import protocol as p
 from shared.messaging.push import Pusher
-from tests.page_driver import CHROMIUM, answer, draw_digit, launch, open_page, wait_for_new_answer
+from testkit.page_driver import CHROMIUM, answer, draw_digit, launch, open_page, wait_for_new_answer
 
 pytestmark = [
     pytest.mark.browser,

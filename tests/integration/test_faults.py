@@ -23,7 +23,7 @@ import requests
 
 from shared.messaging import protocol as p
 from shared.model.store import ModelRegistry
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 from tests.integration.conftest import wait_for
 from tests.web.test_fuzz import HOSTILE_IMAGES, b64
 

@@ -12,7 +12,7 @@ import requests
 
 from shared.messaging import heartbeat
 from shared.model.store import ModelRegistry
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 from tests.integration.conftest import wait_for
 
 TOKEN = "integration-token"

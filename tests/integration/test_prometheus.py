@@ -20,7 +20,7 @@ import requests
 import yaml
 
 from swagdigits.embedded_redis import free_port
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 from tests.integration.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ import psutil
 import requests
 
 from swagdigits.embedded_redis import EmbeddedRedis
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 from tests.integration.conftest import Stack, wait_for
 
 FAST_S = 2.5     # an answer during the outage must come at least this quickly

@@ -3,7 +3,7 @@ import base64
 
 import requests
 
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 
 
 def test_drawings_over_http_are_recognised_by_a_worker_process(stack):

@@ -14,7 +14,7 @@ import requests
 import socketio
 
 from shared.messaging import protocol as p
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 
 WAIT_S = 10.0
 

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from swagdigits.embedded_redis import free_port
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 from tests.integration.conftest import Proc, wait_for
 
 

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from shared.messaging import protocol as p
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 
 
 def data_url(png: bytes) -> str:

@@ -7,7 +7,7 @@ import pytest
 
 from shared.messaging import protocol as p
 from shared.messaging.batch_queue import BatchQueue
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 from web import create_app
 from web.openapi import SPEC
 from web.services import Services

@@ -6,7 +6,7 @@ import pytest
 from rq import Queue
 
 from shared.messaging import protocol as p
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 
 
 def _data_url(png: bytes) -> str:

@@ -63,7 +63,7 @@ def test_connected_socketio_clients_are_counted(app, client):
 def test_help_images_are_counted_and_pending_help_is_read_at_scrape_time(client):
     import base64
 
-    from tests.drawings import digit_png
+    from testkit.drawings import digit_png
 
     before = scrape(client)
     image = "data:image/png;base64," + base64.b64encode(digit_png(3)).decode()

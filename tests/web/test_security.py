@@ -13,7 +13,7 @@ import logging
 import pytest
 
 from shared.messaging import protocol as p
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 from web import create_app
 from web.services import Services
 

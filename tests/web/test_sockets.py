@@ -24,7 +24,7 @@ from shared.messaging import protocol as p
 from shared.messaging.predict_queue import PredictQueue
 from shared.model.store import ModelRegistry
 from swagdigits.embedded_redis import free_port
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 from web import create_app
 from web.deadlines import ReplyDeadlines
 from web.services import Services

@@ -5,7 +5,7 @@ from shared.messaging import protocol as p
 from shared.messaging.predict_queue import PredictQueue
 from shared.model.store import ModelRegistry
 from shared.model.training.publishing import train_initial
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 from tests.fakes import RecordingPusher
 from workers.predict_worker import PredictWorker
 

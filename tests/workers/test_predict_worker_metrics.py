@@ -5,7 +5,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.messaging.predict_queue import PredictQueue
 from shared.model.store import ModelRegistry
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 from workers.predict_worker import PredictWorker
 
 

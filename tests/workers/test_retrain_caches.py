@@ -7,7 +7,7 @@ from shared.model.training.feature_cache import HelpFeatureCache
 from shared.help_store import HelpStore
 from shared.images.upload import ImageLimits
 from shared.model.store import ModelRegistry
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 from shared.model.features import INK
 from workers import retrain_job
 

@@ -14,7 +14,7 @@ from shared.help_store import HelpStore
 from shared.model import families
 from shared.model.base import Trained
 from shared.model.store import REJECTED, ArtifactMismatch, ModelRegistry
-from tests.drawings import digit_png
+from testkit.drawings import digit_png
 from tests.fakes import RecordingPusher
 from shared.model.features import INK
 from workers import retrain_job

@@ -8,6 +8,7 @@ from PIL import Image
 from shared.images import drawing
 from shared.images.upload import ImageLimits
 from shared.images.ink import decode_ink
+from testkit.drawings import sample_strokes
 
 LIMITS = ImageLimits(4 * 1024 * 1024, 4096 * 4096, 8192)
 
@@ -56,7 +57,7 @@ def test_single_point_stroke_is_a_dot():
 
 
 def test_decode_ink_reads_rendered_strokes_as_ink():
-    ink = decode_ink(drawing.render_strokes(drawing.sample_strokes(7)), LIMITS)
+    ink = decode_ink(drawing.render_strokes(sample_strokes(7)), LIMITS)
     assert ink.shape == (280, 280)
     assert ink.max() == pytest.approx(1.0)
     assert ink[0, 0] == 0.0

@@ -10,6 +10,7 @@ from shared.model import features as preprocess
 from shared.images import drawing
 from shared.images.upload import ImageLimits
 from shared.images.ink import decode_ink
+from testkit.drawings import sample_strokes
 
 LIMITS = ImageLimits(4 * 1024 * 1024, 4096 * 4096, 8192)
 # Mean absolute feature difference (features are 0..16 block counts) allowed
@@ -33,7 +34,7 @@ def flatten(png: bytes, background: int, ink: int) -> bytes:
 
 
 def render(digit, brush=drawing.BRUSH_WIDTH, **kw):
-    return drawing.render_strokes(drawing.sample_strokes(digit, **kw), brush=brush)
+    return drawing.render_strokes(sample_strokes(digit, **kw), brush=brush)
 
 
 VARIANTS = {

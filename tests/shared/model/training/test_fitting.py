@@ -10,6 +10,7 @@ from shared.model import features as preprocess
 from shared.images import drawing
 from shared.images.upload import ImageLimits
 from shared.images.ink import decode_ink
+from testkit.drawings import sample_strokes
 
 LIMITS = ImageLimits(4 * 1024 * 1024, 4096 * 4096, 8192)
 
@@ -38,7 +39,7 @@ def drawings():
         style = dict(style)
         brush = style.pop("brush", drawing.BRUSH_WIDTH)
         for d in range(10):
-            out.append((d, drawing.render_strokes(drawing.sample_strokes(d, **style), brush=brush)))
+            out.append((d, drawing.render_strokes(sample_strokes(d, **style), brush=brush)))
     return out
 
 
@@ -85,7 +86,7 @@ def test_recognises_test_made_drawings(model):
 def test_fit_accepts_appended_help_data(shipped):
     train = shipped[0]
     help_X = preprocess.INK.rows(
-        [decode_ink(drawing.render_strokes(drawing.sample_strokes(7, slant=0.1)), LIMITS)] * 3)
+        [decode_ink(drawing.render_strokes(sample_strokes(7, slant=0.1)), LIMITS)] * 3)
     extended = training.Dataset(np.concatenate([train.X, help_X]), np.concatenate([train.y, [7, 7, 7]]))
     estimator = training.fit(extended)
     assert list(estimator.classes_) == list(range(10))

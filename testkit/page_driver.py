@@ -1,14 +1,14 @@
 """Driving the drawing page in headless Debian Chromium, for browser tests and benchmarks.
 
 Uses the system's /usr/bin/chromium through Playwright (never ``playwright
-install``), and draws the digits of tests/drawings.py with real mouse moves,
+install``), and draws the digits of testkit/drawings.py with real mouse moves,
 so the page's pointer-event code is what turns them into a PNG.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from tests.drawings import STROKES
+from testkit.drawings import STROKES
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
