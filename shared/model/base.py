@@ -43,7 +43,11 @@ class ModelFamily(ABC):
 
     @abstractmethod
     def build(self) -> Any:
-        """A fresh scikit-learn-style estimator (``fit(X, y, sample_weight)``, ``predict_proba``)."""
+        """A fresh scikit-learn-style estimator (``fit``, ``predict_proba``, ``predict``)."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> Any:
+        """A fitted estimator; override where weights must be routed (e.g. into a pipeline step)."""
+        return self.build().fit(X, y, sample_weight=sample_weight)
 
     @abstractmethod
     def export(self, estimator) -> dict[str, bytes]:

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import tarfile
 import tempfile
 import threading
@@ -36,6 +37,7 @@ from shared.model.base import Model, Trained
 log = logging.getLogger(__name__)
 
 DOMAIN = "digits"
+PICKLED_NAME = "estimator.pkl"   # a family's own (non-scikit-learn) estimator in its artifact
 PRODUCTION = "production"
 REJECTED = "rejected"
 RETIRED = "retired"
@@ -120,8 +122,14 @@ class ModelRegistry:
                 path = Path(tmp) / name
                 path.write_bytes(data)
                 extra_files.append(str(path))
-            meta = self.store.upload(DOMAIN, model=trained.estimator, extra_metadata=extra,
-                                     extra_files=extra_files)
+            model = trained.estimator
+            if not _is_sklearn(model):
+                # modelstore knows scikit-learn, not a family's own estimator class:
+                # keep it as a pickle file (read back by load_trained).
+                model = Path(tmp) / PICKLED_NAME
+                model.write_bytes(pickle.dumps(trained.estimator))
+                model = str(model)
+            meta = self.store.upload(DOMAIN, model=model, extra_metadata=extra, extra_files=extra_files)
         model_id = meta["model"]["model_id"]
         artifact = Path(meta["storage"]["path"])
         checksum = _sha256(artifact)
@@ -210,10 +218,13 @@ class ModelRegistry:
 
     def load_trained(self, model_id: str) -> Trained:
         """The pickled scikit-learn estimator itself (checksum verified), e.g. to publish a copy."""
-        _, info = self._verified_artifact(model_id)
+        artifact, info = self._verified_artifact(model_id)
         family = self._family(model_id, info.get("extra") or {})
         try:
-            return Trained(family, self.store.load(DOMAIN, model_id))
+            if info["model"]["model_type"]["library"] == "sklearn":
+                return Trained(family, self.store.load(DOMAIN, model_id))
+            with tarfile.open(artifact, "r:gz") as tar, tar.extractfile(PICKLED_NAME) as fh:
+                return Trained(family, pickle.loads(fh.read()))
         except Exception as exc:
             raise ArtifactMismatch(f"model {model_id} could not be loaded: {exc}") from exc
 
@@ -238,8 +249,8 @@ class ModelRegistry:
             raise ArtifactMismatch(f"model {model_id} has no recorded checksum") from None
         if not artifact.is_file() or _sha256(artifact) != expected:
             raise ArtifactMismatch(f"model {model_id}: artifact checksum does not match")
-        if info["model"]["domain"] != DOMAIN or info["model"]["model_type"]["library"] != "sklearn":
-            raise ArtifactMismatch(f"model {model_id}: metadata is not a digits sklearn model")
+        if info["model"]["domain"] != DOMAIN:
+            raise ArtifactMismatch(f"model {model_id}: metadata is not a digits model")
         return artifact, info
 
     def load_production(self) -> Model:
@@ -315,6 +326,12 @@ def _file_lock(path: Path):
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _is_sklearn(estimator) -> bool:
+    from sklearn.base import BaseEstimator
+
+    return isinstance(estimator, BaseEstimator)
 
 
 def _serving_files(artifact: Path) -> dict[str, bytes]:

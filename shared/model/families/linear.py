@@ -46,6 +46,9 @@ class LinearFamily(ModelFamily):
 
         return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=300))
 
+    def fit(self, X, y, sample_weight=None):
+        return self.build().fit(X, y, logisticregression__sample_weight=sample_weight)
+
     def export(self, estimator) -> dict[str, bytes]:
         scaler, logistic = estimator[0], estimator[-1]
         # Fold the scaling into the weights: w.(x - m)/s + b = (w/s).x + (b - w.m/s).

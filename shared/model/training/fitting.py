@@ -223,11 +223,10 @@ def fit(train: Dataset, appended_weight: float = 1.0, family: str | None = None)
                                   np.ones(len(extra.y))])
         X = np.concatenate([X, extra.X])
         y = np.concatenate([y, extra.y])
-    estimator = kind.build()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*probability.* parameter was deprecated",
                                 category=FutureWarning)
-        estimator.fit(X, y, sample_weight=weights)
+        estimator = kind.fit(X, y, sample_weight=weights)
     log.info("trained %s on %d samples (%d augmented) in %.1fs", type(estimator).__name__,
              len(y), 0 if extra is None else len(extra.y), time.perf_counter() - started)
     return Trained(kind, estimator)
