@@ -69,10 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     model_admin.register(sub)
 
     # Subcommands that live in their own modules register themselves.
-    from swagdigits import batch_client, evaluate
+    from swagdigits import batch_client, evaluate, import_data
 
     evaluate.register(sub)
     batch_client.register(sub)
+    import_data.register(sub)
     return parser
 
 
