@@ -69,6 +69,11 @@ SETTINGS: dict[str, Setting] = {
     "retrain_threshold": Setting("SWAGDIGITS_RETRAIN_THRESHOLD", "100", int,
                                  "New help images (not yet in a model) that trigger a retrain; "
                                  "0 turns the automatic trigger off."),
+    "gate_max_guard_loss": Setting("SWAGDIGITS_GATE_MAX_GUARD_LOSS", "0.01", float,
+                                   "A retrained candidate losing more accuracy than this on the guard set "
+                                   "(shipped styles the help data does not come from) is rejected."),
+    "gate_max_class_loss": Setting("SWAGDIGITS_GATE_MAX_CLASS_LOSS", "0.05", float,
+                                   "... or reading any one digit of the guard set right this much less often."),
     "promotion_tolerance": Setting("SWAGDIGITS_PROMOTION_TOLERANCE", "0.005", float,
                                    "How much lower a candidate's evaluation accuracy may be than "
                                    "production's and still be promoted."),
@@ -132,6 +137,8 @@ class Config:
     admin_token: str
     log_level: str
     retrain_threshold: int
+    gate_max_guard_loss: float
+    gate_max_class_loss: float
     promotion_tolerance: float
     help_holdout_share: float
     retrain_nice: int
@@ -177,6 +184,9 @@ class Config:
             raise ConfigError(f"{SETTINGS['predict_timeout'].env} must be positive")
         if self.retrain_threshold < 0:
             raise ConfigError(f"{SETTINGS['retrain_threshold'].env} must be 0 or more")
+        for name in ("gate_max_guard_loss", "gate_max_class_loss"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{SETTINGS[name].env} must be in [0, 1)")
         if not 0.0 <= self.promotion_tolerance < 1.0:
             raise ConfigError(f"{SETTINGS['promotion_tolerance'].env} must be in [0, 1)")
         if not 0.0 <= self.help_holdout_share < 1.0:

@@ -4,11 +4,21 @@ RQ runs ``run_retrain`` (enqueued by name from ``shared.messaging.retrain_trigge
 ``retrain`` holds the logic and is what tests call in-process.
 
 Judging is fair because candidate and production are scored on the *same*
-fixed evaluation set: the shipped digits' held-out part plus the help images
-whose SHA-256 puts them in the held-back share (``help_store.is_holdout``),
-which are never trained on. The candidate goes live only if it is not worse
-than production by more than ``promotion_tolerance``; otherwise it stays in
-the store, marked rejected, with the reason in its metadata.
+fixed sets (``judge``):
+
+1. the guard set (``training.guard_set``): shipped digits and synthetic
+   drawings of styles the help data does not come from. A candidate that
+   loses more than ``gate_max_guard_loss`` of accuracy there, or reads any one
+   digit ``gate_max_class_loss`` less often, is rejected *whatever it gains*
+   on the corrections: help data must teach new writers without making the
+   model worse for everybody else;
+2. the evaluation set: the shipped digits' held-out part plus the help images
+   whose SHA-256 puts them in the held-back share (``help_store.is_holdout``),
+   never trained on. The candidate must not be worse than production there by
+   more than ``promotion_tolerance``.
+
+A rejected candidate stays in the store, marked rejected, with the reason in
+its metadata.
 """
 from __future__ import annotations
 
@@ -104,16 +114,18 @@ def _retrain(config, conn, registry, help_store, reason, pusher) -> dict:
                "help_cached": help_cache.hits, "fit": round(time.perf_counter() - help_done, 2)}
 
     evaluation = _concat(shipped_eval, help_data.holdout)
-    candidate = _scores(trained, shipped_eval, help_data.holdout, evaluation)
-    parent, production = _production_scores(registry, pipeline, shipped_eval, help_data.holdout, evaluation)
-    passed, why = gate(candidate["eval_accuracy"],
-                       production["eval_accuracy"] if production else None, config.promotion_tolerance)
+    sets = EvalSets(shipped_eval, help_data.holdout, evaluation, training.guard_set(pipeline))
+    candidate = _scores(trained, sets)
+    parent, production = _production_scores(registry, pipeline, sets)
+    passed, why = judge(candidate, production, config)
 
     metadata = {
         **candidate,
         "holdout_accuracy": candidate["shipped_holdout_accuracy"],
         "production_scores": production,
-        "gate": {"passed": passed, "reason": why, "tolerance": config.promotion_tolerance},
+        "gate": {"passed": passed, "reason": why, "tolerance": config.promotion_tolerance,
+                 "max_guard_loss": config.gate_max_guard_loss,
+                 "max_class_loss": config.gate_max_class_loss},
         "train_seconds": round(train_seconds, 2),
         "timings": timings,
         "n_train": int(len(train.y)),
@@ -144,6 +156,30 @@ def _retrain(config, conn, registry, help_store, reason, pusher) -> dict:
         help_images=int(len(help_data.train.y)), n_help_holdout=int(len(help_data.holdout.y)),
         train_seconds=round(train_seconds, 2), timings=timings,
         total_seconds=round(time.perf_counter() - started, 2)).to_dict()
+
+
+@dataclass(frozen=True)
+class EvalSets:
+    shipped: training.Dataset       # the shipped digits' held-out part
+    help_holdout: training.Dataset  # held-back help images
+    evaluation: training.Dataset    # both together
+    guard: training.Dataset         # other styles: shipped held-out + guard synthetic drawings
+
+
+def judge(candidate: dict, production: dict | None, config: Config) -> tuple[bool, str]:
+    """The promotion verdict and why: the guard set first, then the evaluation set."""
+    if production is None:
+        return True, f"no usable production model; candidate scores {candidate['eval_accuracy']:.4f}"
+    loss = production["guard_accuracy"] - candidate["guard_accuracy"]
+    if loss > config.gate_max_guard_loss:
+        return False, (f"candidate loses {loss * 100:.1f} points on the guard set of other styles "
+                       f"({candidate['guard_accuracy']:.4f} < {production['guard_accuracy']:.4f}; "
+                       f"at most {config.gate_max_guard_loss * 100:g} allowed)")
+    for digit, (new, old) in enumerate(zip(candidate["guard_recall"], production["guard_recall"])):
+        if old - new > config.gate_max_class_loss:
+            return False, (f"candidate reads {digit}s of the guard set right {(old - new) * 100:.1f} points "
+                           f"less often ({new:.3f} < {old:.3f}; at most {config.gate_max_class_loss * 100:g})")
+    return gate(candidate["eval_accuracy"], production["eval_accuracy"], config.promotion_tolerance)
 
 
 def gate(candidate: float, production: float | None, tolerance: float) -> tuple[bool, str]:
@@ -224,7 +260,7 @@ def _one_thread() -> None:
     threadpool_limits(limits=1)
 
 
-def _production_scores(registry, pipeline, shipped_eval, help_holdout, evaluation):
+def _production_scores(registry, pipeline, sets: EvalSets):
     try:
         production = registry.load_production()
     except ModelStoreError as exc:
@@ -237,15 +273,20 @@ def _production_scores(registry, pipeline, shipped_eval, help_holdout, evaluatio
         log.warning("production %s reads features %s, the candidate %s: the candidate is judged alone",
                     production.version, production.pipeline.fingerprint, pipeline.fingerprint)
         return production.version, None
-    return production.version, _scores(production, shipped_eval, help_holdout, evaluation)
+    return production.version, _scores(production, sets)
 
 
-def _scores(model, shipped_eval, help_holdout, evaluation) -> dict:
+def _scores(model, sets: EvalSets) -> dict:
+    guard_predicted = model.predict(sets.guard.X)
+    recall = [float(np.mean(guard_predicted[sets.guard.y == d] == d)) if np.any(sets.guard.y == d) else 1.0
+              for d in range(10)]
     return {
-        "eval_accuracy": round(training.accuracy(model, evaluation), 5),
-        "shipped_holdout_accuracy": round(training.accuracy(model, shipped_eval), 5),
-        "help_holdout_accuracy": (round(training.accuracy(model, help_holdout), 5)
-                                  if len(help_holdout.y) else None),
+        "eval_accuracy": round(training.accuracy(model, sets.evaluation), 5),
+        "shipped_holdout_accuracy": round(training.accuracy(model, sets.shipped), 5),
+        "help_holdout_accuracy": (round(training.accuracy(model, sets.help_holdout), 5)
+                                  if len(sets.help_holdout.y) else None),
+        "guard_accuracy": round(float(np.mean(guard_predicted == sets.guard.y)), 5),
+        "guard_recall": [round(r, 4) for r in recall],
     }
 
 

@@ -167,3 +167,35 @@ def test_a_production_model_of_another_feature_space_does_not_block_retraining(
     result = retrain_job.retrain(config, redis_conn, registry, help_store, reason="test")
     assert result["outcome"] == "promoted" and "no usable production" in result["reason"]
     assert registry.info(result["model_id"])["extra"]["parent"] == old
+
+
+def _scores(guard, recall, evaluation=0.95):
+    return {"guard_accuracy": guard, "guard_recall": recall, "eval_accuracy": evaluation}
+
+
+def test_a_candidate_that_forgets_other_styles_is_rejected_whatever_it_gains(config):
+    production = _scores(0.95, [0.95] * 10, evaluation=0.90)
+    better_on_help = _scores(0.935, [0.935] * 10, evaluation=0.99)   # -1.5 points on the guard set
+    passed, why = retrain_job.judge(better_on_help, production, config)
+    assert not passed and "guard set" in why
+    slight = _scores(0.945, [0.945] * 10, evaluation=0.99)           # -0.5 points: allowed
+    assert retrain_job.judge(slight, production, config)[0]
+
+
+def test_a_candidate_that_stops_reading_one_digit_is_rejected(config):
+    production = _scores(0.95, [0.95] * 10)
+    sevens_lost = _scores(0.945, [0.96] * 7 + [0.88] + [0.96] * 2)   # overall fine, 7s down 7 points
+    passed, why = retrain_job.judge(sevens_lost, production, config)
+    assert not passed and "reads 7s" in why
+
+
+def test_the_guard_set_is_fixed_and_never_trained_on():
+    guard = training.guard_set()
+    again = training.guard_set()
+    np.testing.assert_array_equal(guard.X, again.X)
+    shipped_held_out = training.shipped_digits()[1]
+    n = len(shipped_held_out.y)
+    assert len(guard.y) == n + training.GUARD_SYNTHETIC
+    np.testing.assert_array_equal(guard.X[:n], shipped_held_out.X)   # the split training never sees
+    trained_rows = {r.tobytes() for r in training._fixed_extra().X}  # its synthetic part is drawn anew
+    assert not any(r.tobytes() in trained_rows for r in guard.X[n:])

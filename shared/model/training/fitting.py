@@ -42,6 +42,11 @@ AUGMENT_SEED = 7
 # the one random draw (eval spread over seeds 0.8 points instead of 1.5).
 SYNTHETIC_COUNT = 5000
 SYNTHETIC_SEED = 11
+# The guard set the promotion gate protects: styles other than the help data's,
+# never trained on. The shipped digits' held-out part plus synthetic drawings
+# from a seed training never uses (see guard_set).
+GUARD_SYNTHETIC = 1000
+GUARD_SEED = 97
 
 
 @dataclass(frozen=True)
@@ -146,12 +151,32 @@ def _fixed_extra(pipeline: FeaturePipeline = INK) -> Dataset:
 FIXED_KIND = "fixed"
 
 
+def guard_set(pipeline: FeaturePipeline = INK) -> Dataset:
+    """Writers and styles the help data does not come from: what a retraining must not forget.
+
+    The shipped digits' held-out part (43 writers of scanned forms) and
+    ``GUARD_SYNTHETIC`` synthetic drawings of a seed training never draws.
+    Fixed and shipped with the code, so nobody sending help data can choose
+    or change it.
+    """
+    if (pipeline.name, "guard") not in _CACHE:
+        _, test = shipped_digits(pipeline)
+        parts = [test]
+        if GUARD_SYNTHETIC > 0:
+            parts.append(synthetic_digits(GUARD_SYNTHETIC, GUARD_SEED, pipeline))
+        _CACHE[pipeline.name, "guard"] = Dataset(np.concatenate([p.X for p in parts]),
+                                                 np.concatenate([p.y for p in parts]))
+    guard = _CACHE[pipeline.name, "guard"]
+    return Dataset(guard.X.copy(), guard.y.copy())
+
+
 def fixed_fingerprint(pipeline: FeaturePipeline = INK) -> str:
     """Identifies the fixed training set: its code, libraries and constants."""
     return feature_cache.fingerprint(feature_cache.FIXED_SOURCES, {
         "holdout_share": HOLDOUT_SHARE, "split_seed": SPLIT_SEED,
         "augment_copies": AUGMENT_COPIES, "augment_seed": AUGMENT_SEED,
         "synthetic_count": SYNTHETIC_COUNT, "synthetic_seed": SYNTHETIC_SEED,
+        "guard_synthetic": GUARD_SYNTHETIC, "guard_seed": GUARD_SEED,
         "pipeline": pipeline.fingerprint})
 
 
@@ -165,7 +190,7 @@ def prepare_fixed(cache_dir=None, pipeline: FeaturePipeline = INK) -> str:
     file means it is computed again and the file rewritten). Returns where it
     came from: ``"memory"``, ``"disk"`` or ``"computed"``.
     """
-    if (pipeline.name, "shipped") in _CACHE and (pipeline.name, "augmented") in _CACHE:
+    if all((pipeline.name, part) in _CACHE for part in ("shipped", "augmented", "guard")):
         return "memory"
     print_ = fixed_fingerprint(pipeline) if cache_dir is not None else None
     if cache_dir is not None:
@@ -176,12 +201,13 @@ def prepare_fixed(cache_dir=None, pipeline: FeaturePipeline = INK) -> str:
     started = time.perf_counter()
     train, test = shipped_digits(pipeline)
     extra = _fixed_extra(pipeline)
+    guard = guard_set(pipeline)
     log.info("fixed training features computed in %.1fs", time.perf_counter() - started)
     if cache_dir is not None:
         try:
             feature_cache.save_arrays(cache_dir, FIXED_KIND, print_, {
                 "train_X": train.X, "train_y": train.y, "test_X": test.X, "test_y": test.y,
-                "extra_X": extra.X, "extra_y": extra.y})
+                "extra_X": extra.X, "extra_y": extra.y, "guard_X": guard.X, "guard_y": guard.y})
         except OSError as exc:  # a cache that cannot be written only costs time
             log.warning("cannot write the fixed feature cache to %s: %s", cache_dir, exc)
     return "computed"
@@ -189,7 +215,8 @@ def prepare_fixed(cache_dir=None, pipeline: FeaturePipeline = INK) -> str:
 
 def _install_fixed(arrays: dict, pipeline: FeaturePipeline) -> bool:
     try:
-        parts = [Dataset(arrays[f"{name}_X"], arrays[f"{name}_y"]) for name in ("train", "test", "extra")]
+        parts = [Dataset(arrays[f"{name}_X"], arrays[f"{name}_y"])
+                 for name in ("train", "test", "extra", "guard")]
     except KeyError as exc:
         log.warning("fixed feature cache lacks %s: recomputing", exc)
         return False
@@ -197,9 +224,10 @@ def _install_fixed(arrays: dict, pipeline: FeaturePipeline) -> bool:
            for p in parts) or not len(parts[0].y) or not np.isfinite(parts[0].X).all():
         log.warning("fixed feature cache has unexpected shapes: recomputing")
         return False
-    train, test, extra = parts
+    train, test, extra, guard = parts
     _CACHE[pipeline.name, "shipped"] = (train, test)
     _CACHE[pipeline.name, "augmented"] = extra
+    _CACHE[pipeline.name, "guard"] = guard
     return True
 
 
