@@ -16,7 +16,8 @@ export class AnswerView {
 
   setState(state) {
     this.box.dataset.state = state;
-    for (const key of ["digit", "jobId", "modelVersion", "rttMs"]) {
+    this.box.classList.remove("refreshing");
+    for (const key of ["digit", "jobId", "modelVersion", "rttMs", "seq", "penUpAt", "penUpMs", "renderedAt"]) {
       if (state !== "done") delete this.box.dataset[key];
     }
   }
@@ -30,7 +31,16 @@ export class AnswerView {
   }
 
   pending(waitingForConnection) {
+    // Another stroke of the same drawing: the answer so far stays on screen
+    // until the new one replaces it a few ms later, so a 4 or a crossed 7
+    // does not flicker between strokes.
+    const refreshing = !waitingForConnection &&
+      (this.box.dataset.state === "done" || this.box.classList.contains("refreshing"));
     this.setState("pending");
+    if (refreshing) {
+      this.box.classList.add("refreshing");
+      return;
+    }
     this.digit.textContent = "…";
     this.message.textContent = waitingForConnection ? "Waiting for the connection…" : "Looking…";
     this.detail.textContent = waitingForConnection ? "Your drawing is sent when it is back." : "";
