@@ -14,7 +14,8 @@ import redis
 
 from shared import protocol as p
 from shared.push import Pusher
-from tests.page_driver import CHROMIUM, answer, draw_digit, launch, open_page, wait_for_new_answer
+from tests.page_driver import (CHROMIUM, MULTI_STROKE, SocketTap, answer, draw_digit, draw_strokes, launch,
+                               open_page, wait_for_new_answer)
 
 pytestmark = [
     pytest.mark.browser,
@@ -118,6 +119,58 @@ def test_an_answer_for_an_older_drawing_never_replaces_the_newer_one(stack, chro
     page.wait_for_function("() => document.getElementById('model-version').textContent.includes('barrier')")
     assert answer(page)["jobId"] == new_job and answer(page)["digit"] == got["digit"]
     assert page.errors == []
+
+
+@pytest.mark.parametrize("order", ["as they come", "newest first"])
+def test_multi_stroke_digits_end_on_the_answer_to_their_last_stroke(stack, chromium, order):
+    """Every pen-up sends at once, and the last stroke's answer is the one left on screen.
+
+    "newest first" holds the pushed answers back until all strokes are answered,
+    then delivers the last stroke's answer first and the earlier ones after it,
+    late: they must not replace it.
+    """
+    stack.start("worker", "predict")
+    url = stack.start_web()
+    stack.wait_ready(url)
+    taps = []
+    page = open_page(chromium, url, before_load=lambda pg: taps.append(SocketTap(pg)))
+    tap = taps[0]
+
+    previous = None
+    for digit, strokes in MULTI_STROKE.items():
+        page.click("#clear")
+        sent_before, answers_before = len(tap.sends), len(tap.answers)
+        tap.hold = order == "newest first"
+        draw_strokes(page, strokes)   # stroke after stroke, no waiting for answers
+        page_wait(page, lambda: len(tap.sends) - sent_before >= len(strokes), "a send per stroke")
+        assert len(tap.sends) - sent_before == len(strokes), "one send per pen-up"
+        if tap.hold:
+            page_wait(page, lambda: len(tap.held) == len(strokes), "every stroke answered")
+            tap.release(newest_first=True)
+        got = wait_for_new_answer(page, previous)
+        # Every answer for this digit has reached the page; a barrier event after
+        # them shows the page has handled them all.
+        page_wait(page, lambda: len(tap.answers) - answers_before == len(strokes), "all answers delivered")
+        tap.push("model_changed", {"model_version": f"barrier-{digit}"})
+        page.wait_for_function(f"() => document.getElementById('model-version').textContent.includes('barrier-{digit}')")
+        seq, job_id = tap.latest_send()
+        got = answer(page)
+        assert got["state"] == "done", got
+        assert (got["jobId"], got["seq"], got["sentSeq"]) == (job_id, str(seq), str(seq)), got
+        assert got["digit"] == str(digit), f"{digit} drawn in {len(strokes)} strokes read as {got['digit']}"
+        assert float(got["penUpMs"]) > 0
+        previous = got["jobId"]
+    assert page.errors == []
+
+
+def page_wait(page, check, what: str, timeout_s: float = 10.0) -> None:
+    """Wait for a condition on what the test saw, letting Playwright deliver events meanwhile."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        page.wait_for_timeout(10)
 
 
 def stack_wait(check, timeout: float = 10.0) -> None:
