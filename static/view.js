@@ -1,7 +1,16 @@
 // Everything the page shows about the answer lives here, including the stable
 // hooks automated tests read: #prediction[data-state|data-digit|data-job-id|
-// data-model-version|data-rtt-ms].
+// data-model-version|data-rtt-ms|data-seq|data-pen-up-ms].
+//
+// data-state says where the latest drawing is; data-look (for the style sheet
+// only) what the box shows. They differ while a drawing is out: the box keeps
+// showing what it showed (the previous stroke's answer, say) and only turns to
+// "Looking…" if no answer came within LOOKING_AFTER_MS. Answers take ~15 ms,
+// so the page does not flash between strokes, and the frame Chromium renders
+// right after the pen lifts (it holds other tasks, the answer's included, until
+// that frame is out) has nothing to restyle.
 const $ = (id) => document.getElementById(id);
+const LOOKING_AFTER_MS = 150;
 
 export class AnswerView {
   constructor() {
@@ -14,9 +23,10 @@ export class AnswerView {
     this.bars = Array.from(document.querySelectorAll("#bars .bar"));
   }
 
-  setState(state) {
+  setState(state, look = state) {
+    clearTimeout(this.lookingTimer);
     this.box.dataset.state = state;
-    this.box.classList.remove("refreshing");
+    if (look) this.box.dataset.look = look;
     for (const key of ["digit", "jobId", "modelVersion", "rttMs", "seq", "penUpAt", "penUpMs", "renderedAt"]) {
       if (state !== "done") delete this.box.dataset[key];
     }
@@ -31,16 +41,16 @@ export class AnswerView {
   }
 
   pending(waitingForConnection) {
-    // Another stroke of the same drawing: the answer so far stays on screen
-    // until the new one replaces it a few ms later, so a 4 or a crossed 7
-    // does not flicker between strokes.
-    const refreshing = !waitingForConnection &&
-      (this.box.dataset.state === "done" || this.box.classList.contains("refreshing"));
-    this.setState("pending");
-    if (refreshing) {
-      this.box.classList.add("refreshing");
+    if (waitingForConnection) {
+      this.looking(true);
       return;
     }
+    this.setState("pending", null);   // the box keeps its look for now
+    this.lookingTimer = setTimeout(() => this.looking(false), LOOKING_AFTER_MS);
+  }
+
+  looking(waitingForConnection) {
+    this.setState("pending");
     this.digit.textContent = "…";
     this.message.textContent = waitingForConnection ? "Waiting for the connection…" : "Looking…";
     this.detail.textContent = waitingForConnection ? "Your drawing is sent when it is back." : "";
@@ -63,8 +73,8 @@ export class AnswerView {
     this.model.textContent = result.model_version;
     this.model.title = result.model_version;
     this.rtt.textContent = `${rttMs.toFixed(rttMs < 10 ? 1 : 0)} ms`;
+    this.setState("done");
     const d = this.box.dataset;
-    d.state = "done";
     d.digit = String(result.digit);
     d.jobId = result.job_id;
     d.modelVersion = result.model_version;
