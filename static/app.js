@@ -14,6 +14,8 @@ const canvas = document.getElementById("canvas");
 const placeholder = document.getElementById("placeholder");
 const feedback = document.getElementById("feedback-status");
 const correctButtons = Array.from(document.querySelectorAll("[data-correct]"));
+const guessButtons = Array.from(document.querySelectorAll("[data-guess]"));
+const labelButtons = [...correctButtons, ...guessButtons];
 // The server reports a timeout itself; this only covers a lost connection.
 const GIVE_UP_MS = Number(canvas.dataset.answerTimeoutMs) + 3000;
 
@@ -96,7 +98,7 @@ function route(msg, isResult, render) {
 if (socket) {
   socket.on("prediction", (result) => route(result, true, () => {
     const rtt = performance.now() - latest.sentAt;
-    view.done(result, rtt);
+    view.done(result, rtt, Number(canvas.dataset.unsureBelow));
     // Pen up -> answer on screen, for benchmarks/browser_latency.py.
     const d = view.box.dataset;
     d.seq = String(latest.seq);
@@ -152,7 +154,7 @@ async function sendCorrection(label, button) {
     body.predicted = Number(d.digit);
     body.job_id = d.jobId;
   }
-  for (const b of correctButtons) b.setAttribute("aria-pressed", String(b === button));
+  for (const b of labelButtons) b.setAttribute("aria-pressed", String(b === button));
   feedback.dataset.state = "sending";
   feedback.textContent = `Sending your ${label}…`;
   try {
@@ -174,6 +176,10 @@ async function sendCorrection(label, button) {
 
 for (const button of correctButtons) {
   button.addEventListener("click", () => sendCorrection(Number(button.dataset.correct), button));
+}
+// "Not sure: is it 4 or 9?": a tap on a guess is a correction like any other.
+for (const button of guessButtons) {
+  button.addEventListener("click", () => sendCorrection(Number(button.dataset.guess), button));
 }
 
 view.idle();

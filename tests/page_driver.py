@@ -97,6 +97,7 @@ class SocketTap:
         self.sends: list[tuple[int, int]] = []      # (ack id, seq) in the order sent
         self.job_ids: dict[int, str] = {}           # ack id -> job id
         self.answers: list[str] = []                # job ids of answers delivered to the page
+        self.results: dict[str, dict] = {}          # job id -> the pushed answer
         self.held: list[tuple[str, str]] = []       # (job id, raw frame) held back
         self.hold = False
         self.ws = None
@@ -120,6 +121,7 @@ class SocketTap:
                 event = re.match(r'42(\["prediction(_error)?",.*)', message, re.S)
                 if event:
                     job_id = json.loads(event[1])[1].get("job_id")
+                    self.results[job_id] = json.loads(event[1])[1]
                     if self.hold:
                         self.held.append((job_id, message))
                         return

@@ -45,7 +45,8 @@ def _security_headers(response):
 def index():
     config = services().config
     return render_template("index.html", canvas_size=CANVAS_SIZE, brush_width=BRUSH_WIDTH,
-                           answer_timeout_ms=int(config.predict_timeout * 1000))
+                           answer_timeout_ms=int(config.predict_timeout * 1000),
+                           unsure_below=config.unsure_below)
 
 
 @bp.get("/vendor/<name>")
