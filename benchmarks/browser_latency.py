@@ -4,12 +4,20 @@
 
 Starts its own stack (redis-server on a free port, 1 predict worker, web),
 opens the page in headless Debian Chromium, and draws digits with the mouse.
-For each drawing the page records ``performance.now()`` when it sends the
-drawing over its socket and when the pushed answer is on screen
-(``#prediction[data-rtt-ms]``), so the page's own wait after the pen lifts is
-not counted. Then it times POST /api/predict with the same PNGs from Python
-over a keep-alive connection. Prints p50/p90/p99/max of both, and stops
-everything. Target: browser p50 < 15 ms, p99 < 40 ms at light load.
+For each drawing the page records ``performance.now()`` when the pen lifts
+(the start of its ``pointerup`` handler), when it sends the drawing over its
+socket, and when the pushed answer is on screen: ``#prediction[data-pen-up-ms]``
+(pen up -> answer rendered: what the person waits) and ``[data-rtt-ms]`` (send
+-> answer rendered). Then it times POST /api/predict with the same PNGs from
+Python over a keep-alive connection. Prints p50/p90/p99/max of each, and stops
+everything. Target: pen up -> answer rendered p50 <= 15 ms, p99 <= 40 ms at
+light load.
+
+Chromium (DeferRendererTasksAfterInput, on by default) runs no task after a
+pointerup until its next frame is out, so the pushed answer, though it is
+usually in the renderer ~8 ms after the pen lifts, is handled only after that
+frame: here ~13 ms, because Playwright's last mouse move before the release is
+aligned to a frame. The browser runs with its default features, like a user's.
 """
 from __future__ import annotations
 
@@ -25,10 +33,11 @@ from testkit.page_driver import draw_digit, launch, open_page, wait_for_new_answ
 WARM_UP = 10
 
 
-def browser_latencies(url: str, n: int) -> tuple[list[float], int]:
+def browser_latencies(url: str, n: int) -> tuple[list[float], list[float], int]:
+    """(pen up -> rendered, send -> rendered, drawings recognised) over ``n`` drawings."""
     from playwright.sync_api import sync_playwright
 
-    times, right, previous = [], 0, None
+    pen_up, sent, right, previous = [], [], 0, None
     with sync_playwright() as pw:
         browser = launch(pw)
         page = open_page(browser, url)
@@ -41,12 +50,13 @@ def browser_latencies(url: str, n: int) -> tuple[list[float], int]:
                 raise RuntimeError(f"drawing {i}: {page.inner_text('#prediction')}")
             previous = got["jobId"]
             if i >= WARM_UP:
-                times.append(float(got["rttMs"]))
+                pen_up.append(float(got["penUpMs"]))
+                sent.append(float(got["rttMs"]))
                 right += int(got["digit"]) == digit
         if page.errors:
             raise RuntimeError(f"page errors: {page.errors}")
         browser.close()
-    return times, right
+    return pen_up, sent, right
 
 
 def http_latencies(port: int, n: int) -> list[float]:
@@ -77,18 +87,19 @@ def main() -> None:
         stack.start_web()
         stack.set_workers(1)
         t0 = time.monotonic()
-        browser, right = browser_latencies(stack.url, args.drawings)
+        pen_up, sent, right = browser_latencies(stack.url, args.drawings)
         drawing_s = time.monotonic() - t0
         http = http_latencies(stack.port, args.http)
     finally:
         stack.stop()
     print("stack: redis-server + 1 predict worker + web (gunicorn gthread), all on 127.0.0.1")
-    print(line("browser: socket send -> answer rendered", browser))
+    print(line("browser: pen up -> answer rendered", pen_up))
+    print(line("browser: socket send -> answer rendered", sent))
     print(line("HTTP: POST /api/predict round trip (python)", http))
-    print(f"browser drawings recognised as drawn: {right}/{len(browser)}; "
-          f"{len(browser) + WARM_UP} drawings in {drawing_s:.1f}s")
-    ok = percentile(browser, 50) < 15 and percentile(browser, 99) < 40
-    print(f"target p50 < 15 ms and p99 < 40 ms: {'met' if ok else 'NOT met'}")
+    print(f"browser drawings recognised as drawn: {right}/{len(pen_up)}; "
+          f"{len(pen_up) + WARM_UP} drawings in {drawing_s:.1f}s")
+    ok = percentile(pen_up, 50) <= 15 and percentile(pen_up, 99) <= 40
+    print(f"target pen up -> answer rendered p50 <= 15 ms and p99 <= 40 ms: {'met' if ok else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -105,6 +105,10 @@ SETTINGS: dict[str, Setting] = {
     "allowed_origins": Setting("SWAGDIGITS_ALLOWED_ORIGINS", "", str,
                                "Comma-separated origins (https://host:port) whose pages may open "
                                "Socket.IO connections; empty: the page's own origin only."),
+    "unsure_below": Setting("SWAGDIGITS_UNSURE_BELOW", "0.6", float,
+                            "The drawing page says it is not sure, and offers its two best "
+                            "guesses as one-tap answers, when the top probability is below this; "
+                            "0: never, 1: always."),
 }
 
 
@@ -151,6 +155,7 @@ class Config:
     rate_limit_help: int
     rate_limit_window: int
     allowed_origins: str
+    unsure_below: float
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Config":
@@ -198,6 +203,8 @@ class Config:
             raise ConfigError(f"{SETTINGS['help_weight'].env} must be in (0, 10]")
         if not 0 <= self.retrain_nice <= 19:
             raise ConfigError(f"{SETTINGS['retrain_nice'].env} must be in 0..19")
+        if not 0.0 <= self.unsure_below <= 1.0:
+            raise ConfigError(f"{SETTINGS['unsure_below'].env} must be in [0, 1]")
 
     def as_env(self) -> dict[str, str]:
         """The environment that makes a child process build this same Config.

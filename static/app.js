@@ -1,10 +1,12 @@
 // The drawing page: draw, and the answer is pushed back over Socket.IO.
 //
-// Flow: a short moment after the pen lifts, the drawing goes out as a
-// "predict" event tagged with a sequence number; the ack names its job id;
-// the predict worker pushes "prediction" (or "prediction_error") to this
-// browser's room. Only the answer for the latest drawing is shown: anything
-// for an older job id or sequence number is dropped.
+// Flow: every time the pen lifts, the drawing goes out at once as a "predict"
+// event tagged with a sequence number; the ack names its job id; the predict
+// worker pushes "prediction" (or "prediction_error") to this browser's room.
+// A digit of several strokes (a 4, a crossed 7) is sent after each stroke, and
+// each answer replaces the one before. Only the answer for the latest drawing
+// is shown: anything for an older job id or sequence number is dropped, however
+// late it arrives.
 import { DrawingPad } from "./pad.js";
 import { AnswerView, Connection } from "./view.js";
 
@@ -12,28 +14,26 @@ const canvas = document.getElementById("canvas");
 const placeholder = document.getElementById("placeholder");
 const feedback = document.getElementById("feedback-status");
 const correctButtons = Array.from(document.querySelectorAll("[data-correct]"));
-const PREDICT_DELAY_MS = Number(canvas.dataset.predictDelayMs);
+const guessButtons = Array.from(document.querySelectorAll("[data-guess]"));
+const labelButtons = [...correctButtons, ...guessButtons];
 // The server reports a timeout itself; this only covers a lost connection.
 const GIVE_UP_MS = Number(canvas.dataset.answerTimeoutMs) + 3000;
 
 const view = new AnswerView();
 const connection = new Connection();
 let seq = 0;
-let latest = { seq: 0, jobId: null, sentAt: null, image: null, answered: true };
-let debounce = 0;
+let latest = { seq: 0, jobId: null, penUpAt: null, sentAt: null, image: null, answered: true };
 let giveUp = 0;
 const early = new Map();   // answers that overtook their own ack, by job id
 
 const pad = new DrawingPad(canvas, {
   brush: Number(canvas.dataset.brush),
   onStrokeStart() {
-    clearTimeout(debounce);
     feedback.textContent = "";
     feedback.dataset.state = "";
   },
-  onStrokeEnd() {
-    clearTimeout(debounce);
-    debounce = setTimeout(send, PREDICT_DELAY_MS);
+  onStrokeEnd(penUpAt) {
+    send(penUpAt);
   },
   onChange() {
     placeholder.hidden = !pad.isEmpty();
@@ -43,10 +43,11 @@ const pad = new DrawingPad(canvas, {
 
 const socket = window.io ? window.io({ transports: ["websocket", "polling"], tryAllTransports: true }) : null;
 
-function send() {
+function send(penUpAt) {
   if (pad.isEmpty()) return;
   seq += 1;
-  latest = { seq, jobId: null, sentAt: null, image: pad.toDataURL(), answered: false };
+  latest = { seq, jobId: null, penUpAt, sentAt: null, image: pad.toDataURL(), answered: false };
+  view.box.dataset.sentSeq = String(seq);
   early.clear();
   if (!socket || !socket.connected) {
     view.pending(true);
@@ -97,8 +98,14 @@ function route(msg, isResult, render) {
 if (socket) {
   socket.on("prediction", (result) => route(result, true, () => {
     const rtt = performance.now() - latest.sentAt;
-    view.done(result, rtt);
-    view.box.dataset.renderedAt = performance.now().toFixed(3);
+    view.done(result, rtt, Number(canvas.dataset.unsureBelow));
+    // Pen up -> answer on screen, for benchmarks/browser_latency.py.
+    const d = view.box.dataset;
+    d.seq = String(latest.seq);
+    const renderedAt = performance.now();
+    d.renderedAt = renderedAt.toFixed(3);
+    d.penUpAt = latest.penUpAt.toFixed(3);
+    d.penUpMs = (renderedAt - latest.penUpAt).toFixed(3);
   }));
   socket.on("prediction_error", (err) => route(err, false, () => view.error(err.error || "The drawing could not be read.")));
   socket.on("model_changed", (info) => {
@@ -124,11 +131,10 @@ if (socket) {
 }
 
 function clearAll() {
-  clearTimeout(debounce);
   clearTimeout(giveUp);
   pad.clear();
   seq += 1;
-  latest = { seq, jobId: null, sentAt: null, image: null, answered: true };
+  latest = { seq, jobId: null, penUpAt: null, sentAt: null, image: null, answered: true };
   early.clear();
   view.idle();
   feedback.textContent = "";
@@ -148,7 +154,7 @@ async function sendCorrection(label, button) {
     body.predicted = Number(d.digit);
     body.job_id = d.jobId;
   }
-  for (const b of correctButtons) b.setAttribute("aria-pressed", String(b === button));
+  for (const b of labelButtons) b.setAttribute("aria-pressed", String(b === button));
   feedback.dataset.state = "sending";
   feedback.textContent = `Sending your ${label}…`;
   try {
@@ -170,6 +176,10 @@ async function sendCorrection(label, button) {
 
 for (const button of correctButtons) {
   button.addEventListener("click", () => sendCorrection(Number(button.dataset.correct), button));
+}
+// "Not sure: is it 4 or 9?": a tap on a guess is a correction like any other.
+for (const button of guessButtons) {
+  button.addEventListener("click", () => sendCorrection(Number(button.dataset.guess), button));
 }
 
 view.idle();

@@ -53,10 +53,11 @@ export class DrawingPad {
 
   up(e) {
     if (e.pointerId !== this.pointerId) return;
+    const liftedAt = performance.now();
     this.pointerId = null;
     this.current = null;
     this.paint();  // the picture must be complete before anyone reads it
-    this.onStrokeEnd();
+    this.onStrokeEnd(liftedAt);
   }
 
   clear() {
@@ -68,7 +69,7 @@ export class DrawingPad {
   }
 
   toDataURL() {
-    this.paint();
+    if (this.frame) this.paint();   // every change schedules a frame; none pending: up to date
     return this.canvas.toDataURL("image/png");
   }
 

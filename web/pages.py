@@ -30,10 +30,6 @@ CONTENT_SECURITY_POLICY = "; ".join([
     "frame-ancestors 'none'",
 ])
 
-# Milliseconds after the pen lifts before the drawing is sent: long enough to
-# start the next stroke of a 4 or a 7 without a flicker of half-drawn answers.
-PREDICT_DELAY_MS = 250
-
 bp = Blueprint("pages", __name__)
 
 
@@ -49,8 +45,8 @@ def _security_headers(response):
 def index():
     config = services().config
     return render_template("index.html", canvas_size=CANVAS_SIZE, brush_width=BRUSH_WIDTH,
-                           predict_delay_ms=PREDICT_DELAY_MS,
-                           answer_timeout_ms=int(config.predict_timeout * 1000))
+                           answer_timeout_ms=int(config.predict_timeout * 1000),
+                           unsure_below=config.unsure_below)
 
 
 @bp.get("/vendor/<name>")

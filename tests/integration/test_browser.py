@@ -14,7 +14,9 @@ import redis
 
 from shared.messaging import protocol as p
 from shared.messaging.push import Pusher
-from testkit.page_driver import CHROMIUM, answer, draw_digit, launch, open_page, wait_for_new_answer
+from swagdigits.embedded_redis import free_port
+from testkit.page_driver import (CHROMIUM, MULTI_STROKE, SocketTap, answer, draw_digit, draw_strokes, launch,
+                                 open_page, wait_for_new_answer)
 
 pytestmark = [
     pytest.mark.browser,
@@ -52,7 +54,7 @@ def test_drawn_digits_are_recognised_and_pushed_back_to_the_page(stack, chromium
     page = open_page(chromium, url)
     assert "websocket" in page.inner_text("#transport")
 
-    right, job_ids = [], set()
+    right, unsure, job_ids = [], [], set()
     previous = None
     for digit in range(10):
         page.click("#clear")
@@ -64,9 +66,15 @@ def test_drawn_digits_are_recognised_and_pushed_back_to_the_page(stack, chromium
         previous = got["jobId"]
         job_ids.add(previous)
         right.append(int(got["digit"]) == digit)
-        assert page.inner_text("#answer-message") == f"It's a {got['digit']}"
+        unsure.append(got.get("unsure") == "true")
+        if unsure[-1]:
+            assert page.inner_text("#answer-message").startswith(f"Not sure: is it {got['digit']} or ")
+        else:
+            assert page.inner_text("#answer-message") == f"It's a {got['digit']}"
+            assert page.is_hidden("#unsure")
     assert len(job_ids) == 10
     assert sum(right) >= 8, f"recognised {right}"
+    assert sum(unsure) <= 2, f"clear drawings the model was not sure about: {unsure}"
 
     # A correction goes to POST /helpdata and is acknowledged in words.
     page.click("[data-correct='5']")
@@ -118,6 +126,95 @@ def test_an_answer_for_an_older_drawing_never_replaces_the_newer_one(stack, chro
     page.wait_for_function("() => document.getElementById('model-version').textContent.includes('barrier')")
     assert answer(page)["jobId"] == new_job and answer(page)["digit"] == got["digit"]
     assert page.errors == []
+
+
+@pytest.mark.parametrize("order", ["as they come", "newest first"])
+def test_multi_stroke_digits_end_on_the_answer_to_their_last_stroke(stack, chromium, order):
+    """Every pen-up sends at once, and the last stroke's answer is the one left on screen.
+
+    "newest first" holds the pushed answers back until all strokes are answered,
+    then delivers the last stroke's answer first and the earlier ones after it,
+    late: they must not replace it.
+    """
+    stack.start("worker", "predict")
+    url = stack.start_web()
+    stack.wait_ready(url)
+    taps = []
+    page = open_page(chromium, url, before_load=lambda pg: taps.append(SocketTap(pg)))
+    tap = taps[0]
+
+    previous = None
+    for digit, strokes in MULTI_STROKE.items():
+        page.click("#clear")
+        sent_before, answers_before = len(tap.sends), len(tap.answers)
+        tap.hold = order == "newest first"
+        draw_strokes(page, strokes)   # stroke after stroke, no waiting for answers
+        page_wait(page, lambda: len(tap.sends) - sent_before >= len(strokes), "a send per stroke")
+        assert len(tap.sends) - sent_before == len(strokes), "one send per pen-up"
+        if tap.hold:
+            page_wait(page, lambda: len(tap.held) == len(strokes), "every stroke answered")
+            tap.release(newest_first=True)
+        got = wait_for_new_answer(page, previous)
+        # Every answer for this digit has reached the page; a barrier event after
+        # them shows the page has handled them all.
+        page_wait(page, lambda: len(tap.answers) - answers_before == len(strokes), "all answers delivered")
+        tap.push("model_changed", {"model_version": f"barrier-{digit}"})
+        page.wait_for_function(f"() => document.getElementById('model-version').textContent.includes('barrier-{digit}')")
+        seq, job_id = tap.latest_send()
+        got = answer(page)
+        assert got["state"] == "done", got
+        assert (got["jobId"], got["seq"], got["sentSeq"]) == (job_id, str(seq), str(seq)), got
+        assert got["digit"] == str(digit), f"{digit} drawn in {len(strokes)} strokes read as {got['digit']}"
+        assert float(got["penUpMs"]) > 0
+        previous = got["jobId"]
+    assert page.errors == []
+
+
+def test_an_unsure_answer_offers_the_two_best_guesses_as_one_tap_help_data(stack, chromium, config):
+    """With SWAGDIGITS_UNSURE_BELOW=1 every answer counts as unsure."""
+    stack.start("worker", "predict")
+    port = free_port()
+    stack.start("web", env={"SWAGDIGITS_PORT": str(port), "SWAGDIGITS_UNSURE_BELOW": "1"})
+    url = f"http://127.0.0.1:{port}"
+    stack.wait_ready(url)
+    taps = []
+    page = open_page(chromium, url, before_load=lambda pg: taps.append(SocketTap(pg)))
+    assert page.is_hidden("#unsure")
+
+    draw_digit(page, 3)
+    got = wait_for_new_answer(page, None)
+    assert got["state"] == "done" and got["unsure"] == "true", got
+    probabilities = taps[0].results[got["jobId"]]["probabilities"]
+    best, second = sorted(range(10), key=lambda d: -probabilities[d])[:2]
+    assert got["digit"] == str(best) and got["guesses"] == f"{best},{second}"
+    assert page.is_visible("#unsure")
+    guesses = page.locator("[data-guess]")
+    assert [guesses.nth(i).get_attribute("data-guess") for i in range(guesses.count())] == [str(best), str(second)]
+    assert page.inner_text("#answer-message") == f"Not sure: is it {best} or {second}?"
+    screenshot(page, "browser-unsure")
+
+    # The second guess, so the label cannot be the model's own answer by accident.
+    guesses.nth(1).click()
+    page.wait_for_selector("#feedback-status[data-state=received]", timeout=10_000)
+    assert guesses.nth(1).get_attribute("aria-pressed") == "true"
+    entry_id = page.get_attribute("#feedback-status", "data-id")
+    record = json.loads((config.help_dir / str(second) / f"{entry_id}.json").read_text())
+    assert (record["label"], record["predicted"], record["job_id"]) == (second, best, got["jobId"])
+
+    # Clearing takes the guesses away with the answer.
+    page.click("#clear")
+    assert page.is_hidden("#unsure")
+    assert page.errors == []
+
+
+def page_wait(page, check, what: str, timeout_s: float = 10.0) -> None:
+    """Wait for a condition on what the test saw, letting Playwright deliver events meanwhile."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        page.wait_for_timeout(10)
 
 
 def stack_wait(check, timeout: float = 10.0) -> None:

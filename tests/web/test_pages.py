@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from shared.config import Config, ConfigError
 from shared.images.drawing import BRUSH_WIDTH, CANVAS_SIZE
+from web import create_app
+from web.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,6 +59,25 @@ def test_the_page_has_the_hooks_browser_tests_rely_on(page):
     html.by_id("feedback-status")
     corrections = sorted(int(a["data-correct"]) for t, a in html.elements if t == "button" and "data-correct" in a)
     assert corrections == list(range(10))
+    html.by_id("unsure")
+    assert len([a for t, a in html.elements if t == "button" and "data-guess" in a]) == 2
+
+
+@pytest.mark.parametrize("env, expected", [({}, 0.6), ({"SWAGDIGITS_UNSURE_BELOW": "1"}, 1.0),
+                                           ({"SWAGDIGITS_UNSURE_BELOW": "0.45"}, 0.45)])
+def test_the_page_gets_the_unsure_threshold_from_the_configuration(tmp_path, fake_conn, env, expected):
+    """SWAGDIGITS_UNSURE_BELOW reaches the page, so operators tune it without a release."""
+    config = Config.from_env(env, data_dir=tmp_path)
+    app = create_app(config, services=Services.connect(config, conn=fake_conn))
+    _, canvas = Page(app.test_client().get("/").get_data(as_text=True)).by_id("canvas")
+    assert float(canvas["data-unsure-below"]) == expected
+    assert "data-predict-delay-ms" not in canvas, "the page sends as the pen lifts"
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1.5", "nan", "often"])
+def test_an_unsure_threshold_outside_0_to_1_fails_at_start(value):
+    with pytest.raises(ConfigError, match="SWAGDIGITS_UNSURE_BELOW"):
+        Config.from_env({"SWAGDIGITS_UNSURE_BELOW": value})
 
 
 def test_no_inline_script_or_style_and_a_csp_that_forbids_them(page):
