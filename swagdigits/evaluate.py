@@ -95,16 +95,16 @@ class InProcess:
         self.limits = limits
         self.timings = Timings()
 
-    def __call__(self, png: bytes) -> int:
+    def __call__(self, png: bytes) -> np.ndarray:
+        """The ten digit probabilities of one drawing."""
         t0 = time.perf_counter()
         ink = decode_ink(png, self.limits)
         t1 = time.perf_counter()
-        proba = self.model.predict_proba(self.model.featurize(ink)[None, :])
-        digit = int(np.argmax(proba[0]))
+        proba = self.model.predict_proba(self.model.featurize(ink)[None, :])[0]
         t2 = time.perf_counter()
         self.timings.decode.append(t1 - t0)
         self.timings.predict.append(t2 - t1)
-        return digit
+        return proba
 
 
 class Remote:
@@ -115,7 +115,7 @@ class Remote:
         self.timeout = timeout
         self.timings = Timings()
 
-    def __call__(self, png: bytes) -> int:
+    def __call__(self, png: bytes) -> np.ndarray:
         body = json.dumps({"image": "data:image/png;base64," + base64.b64encode(png).decode("ascii")})
         request = urllib.request.Request(self.endpoint, data=body.encode("utf-8"), method="POST",
                                          headers={"Content-Type": "application/json"})
@@ -127,9 +127,9 @@ class Remote:
             detail = exc.read().decode("utf-8", "replace")[:200]
             raise RuntimeError(f"{self.endpoint} answered {exc.code}: {detail}") from None
         self.timings.predict.append(time.perf_counter() - t0)
-        if "digit" not in answer:
-            raise RuntimeError(f"{self.endpoint} answered without a digit: {answer!r}")
-        return int(answer["digit"])
+        if "probabilities" not in answer:
+            raise RuntimeError(f"{self.endpoint} answered without probabilities: {answer!r}")
+        return np.asarray(answer["probabilities"], dtype=np.float64)
 
 
 def production_model(config):
@@ -156,15 +156,53 @@ def production_model(config):
 
 
 # ---------------------------------------------------------------- report --
+@dataclass
+class SetResult:
+    """Every answer of one set: true labels and the ten probabilities of each."""
+
+    labels: np.ndarray
+    probabilities: np.ndarray
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """Confusion matrix, true x predicted."""
+        matrix = np.zeros((10, 10), dtype=np.int64)
+        np.add.at(matrix, (self.labels, np.argmax(self.probabilities, axis=1)), 1)
+        return matrix
+
+
 def evaluate_set(name: str, samples: Iterator[tuple[int, bytes]], total: int,
-                 predict: Callable[[bytes], int]) -> np.ndarray:
-    """Confusion matrix (true x predicted) of one set."""
+                 predict: Callable[[bytes], np.ndarray]) -> SetResult:
     from tqdm import tqdm
 
-    matrix = np.zeros((10, 10), dtype=np.int64)
+    labels, probabilities = [], []
     for label, png in tqdm(samples, total=total, desc=name, unit="digit", leave=False):
-        matrix[label, predict(png)] += 1
-    return matrix
+        labels.append(label)
+        probabilities.append(predict(png))
+    return SetResult(np.asarray(labels, dtype=np.int64), np.asarray(probabilities).reshape(-1, 10))
+
+
+def wilson_interval(correct: int, total: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% confidence interval of a proportion (Wilson score): honest at small n and near 100%."""
+    if total == 0:
+        return 0.0, 1.0
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def unsure_report(result: SetResult, threshold: float) -> str:
+    """What the page's "not sure" question does on this set at ``threshold``."""
+    order = np.argsort(result.probabilities, axis=1)[:, ::-1]
+    top = result.probabilities[np.arange(len(order)), order[:, 0]]
+    right = order[:, 0] == result.labels
+    in_two = right | (order[:, 1] == result.labels)
+    unsure = top < threshold
+    share = lambda mask: f"{np.mean(mask) * 100:.1f}%" if mask.size else "n/a"
+    return (f"  unsure below {threshold:g}: {share(unsure)} asked; right {share(right[~unsure])} when sure, "
+            f"{share(right[unsure])} when unsure; the two guesses hold the answer {share(in_two[unsure])} "
+            f"of the time asked")
 
 
 def _ms(values: list[float]) -> str:
@@ -177,7 +215,9 @@ def _ms(values: list[float]) -> str:
 def format_report(name: str, matrix: np.ndarray, top: int = 8) -> str:
     total = int(matrix.sum())
     correct = int(np.trace(matrix))
-    lines = [f"{name}: accuracy {correct / max(total, 1):.4f} ({correct}/{total})"]
+    low, high = wilson_interval(correct, total)
+    lines = [f"{name}: accuracy {correct / max(total, 1):.4f} ({correct}/{total}), "
+             f"95% CI [{low:.4f}, {high:.4f}]"]
     recalls = []
     for d in range(10):
         n = int(matrix[d].sum())
@@ -256,11 +296,14 @@ def run(args, config) -> int:
     print(f"model: {source}")
 
     matrices: dict[str, np.ndarray] = {}
+    threshold = config.unsure_below if config is not None else 0.6
     try:
         for name, path, reader in sets:
             total = _count(Path(path), name, args.limit)
-            matrices[name] = evaluate_set(name, reader(Path(path), args.limit), total, predictor)
+            result = evaluate_set(name, reader(Path(path), args.limit), total, predictor)
+            matrices[name] = result.matrix
             print(format_report(name, matrices[name]))
+            print(unsure_report(result, threshold))
     except (RuntimeError, urllib.error.URLError, OSError) as exc:
         log.error("evaluation failed: %s", exc)
         return 1

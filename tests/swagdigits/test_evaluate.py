@@ -51,6 +51,22 @@ def test_report_names_accuracy_recall_and_confusions():
     matrix[1, 7] = 3
     matrix[4, 9] = 1
     report = evaluate.format_report("pendigits", matrix)
-    assert "accuracy 0.9574 (90/94)" in report
+    assert "accuracy 0.9574 (90/94), 95% CI [0.8956, 0.9833]" in report
     assert "1:0.750" in report and "0:1.000" in report
     assert report.index("1->7 x3") < report.index("4->9 x1")
+
+
+def test_the_confidence_interval_is_wilsons():
+    assert evaluate.wilson_interval(50, 100) == pytest.approx((0.4038, 0.5962), abs=1e-4)
+    low, high = evaluate.wilson_interval(100, 100)
+    assert high == 1.0 and low == pytest.approx(0.9630, abs=1e-4)
+
+
+def test_the_unsure_report_counts_questions_and_whether_the_two_guesses_hold_the_answer():
+    probabilities = np.full((4, 10), 0.01)
+    probabilities[0, 3], probabilities[1, 5], probabilities[2, 7], probabilities[3, 2] = 0.9, 0.5, 0.5, 0.5
+    probabilities[1, 6], probabilities[2, 1], probabilities[3, 8] = 0.4, 0.4, 0.4
+    result = evaluate.SetResult(np.array([3, 6, 7, 9]), probabilities)
+    report = evaluate.unsure_report(result, 0.6)
+    assert "75.0% asked" in report and "right 100.0% when sure" in report
+    assert "33.3% when unsure" in report and "answer 66.7% of the time" in report
