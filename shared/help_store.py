@@ -14,10 +14,10 @@ drawing becomes training data. Layout under ``help_dir``::
 ``id`` is the first 32 hex digits of the image's SHA-256, so the same image is
 kept once whatever label it is sent with (the first label wins).
 
-Counting: Redis holds how many images were stored (``HELP_TOTAL_KEY``, one
-INCR per new image, shared by every web process) and how many the last
-retraining saw (``HELP_TRAINED_KEY``); ``pending`` is the difference. The
-files stay the truth: a missing total is rebuilt from them.
+Counting: ``shared.messaging.help_counts`` keeps in Redis how many images
+were stored and how many the last retraining saw, shared by every web
+process; ``pending`` is the difference. The files stay the truth: a missing
+total is rebuilt from them.
 
 Light on purpose (hashlib, json, os): the web tier imports it and must never
 load scikit-learn or numpy for it.
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import redis
 
-from shared.messaging import protocol as p
+from shared.messaging.help_counts import HelpCounts
 from shared.atomic import create_exclusive, write_atomic
 
 log = logging.getLogger(__name__)
@@ -44,13 +44,6 @@ LABELS = range(10)
 _CLAIMS = ".claims"
 _SALT = ".client-salt"
 
-# INCR the total and return (total - trained): the pending count right after
-# this image, computed atomically so concurrent senders see distinct values.
-_INCR_PENDING = """
-local total = redis.call('INCR', KEYS[1])
-local trained = tonumber(redis.call('GET', KEYS[2]) or '0')
-return total - trained
-"""
 
 
 @dataclass(frozen=True)
@@ -81,8 +74,7 @@ def is_holdout(sha256_hex: str, share: float) -> bool:
 class HelpStore:
     def __init__(self, root: Path | str, conn: redis.Redis | None = None):
         self.root = Path(root)
-        self.conn = conn
-        self._incr = conn.register_script(_INCR_PENDING) if conn is not None else None
+        self.counts = HelpCounts(conn, self.count) if conn is not None else None
 
     # -- writing -----------------------------------------------------------
     def add(self, image: bytes, label: int, *, predicted: int | None = None,
@@ -93,7 +85,8 @@ class HelpStore:
             raise ValueError(f"label must be 0-9, not {label!r}")
         sha = hashlib.sha256(image).hexdigest()
         entry_id = image_id(sha)
-        self._ensure_total()
+        if self.counts is not None:
+            self.counts.ensure_total()   # before our file exists, so it is counted once
         claimed = self._claim(entry_id, label)
         if claimed is not None and claimed != label:
             return Added(entry_id, claimed, False, self.pending())
@@ -109,29 +102,19 @@ class HelpStore:
         write_atomic(png, image)
         if claimed is not None:  # repaired an entry a crash left half-done: counted already
             return Added(entry_id, label, False, self.pending())
-        pending = int(self._incr(keys=[p.HELP_TOTAL_KEY, p.HELP_TRAINED_KEY])) if self._incr else 0
+        pending = self.counts.added() if self.counts is not None else 0
         log.info("stored help image %s as %d (predicted %s by %s)", entry_id, label, predicted, model_version)
-        return Added(entry_id, label, True, max(pending, 0))
+        return Added(entry_id, label, True, pending)
 
     def mark_trained(self, seen: int) -> None:
         """A retraining used ``seen`` help images (all stored before it started)."""
-        if self.conn is None:
-            return
-        # Never move backwards: an older, slower retraining must not raise pending again.
-        self.conn.eval("local cur = tonumber(redis.call('GET', KEYS[1]) or '0') "
-                  "if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1]) end "
-                  "local total = tonumber(redis.call('GET', KEYS[2]) or '0') "
-                  "if tonumber(ARGV[1]) > total then redis.call('SET', KEYS[2], ARGV[1]) end",
-                  2, p.HELP_TRAINED_KEY, p.HELP_TOTAL_KEY, seen)
+        if self.counts is not None:
+            self.counts.mark_trained(seen)
 
     # -- reading -----------------------------------------------------------
     def pending(self) -> int:
         """Help images stored but not yet seen by a retraining."""
-        if self.conn is None:
-            return self.count()
-        self._ensure_total()
-        total, trained = self.conn.mget(p.HELP_TOTAL_KEY, p.HELP_TRAINED_KEY)
-        return max(int(total or 0) - int(trained or 0), 0)
+        return self.counts.pending() if self.counts is not None else self.count()
 
     def entries(self) -> list[HelpEntry]:
         """Every complete entry (its PNG exists), in a stable order."""
@@ -154,11 +137,6 @@ class HelpStore:
                    for _ in (self.root / str(label)).glob("*.png"))
 
     # -- helpers -----------------------------------------------------------
-    def _ensure_total(self) -> None:
-        """Rebuild the shared total from the files if Redis lost it (or never had it)."""
-        if self.conn is not None and not self.conn.exists(p.HELP_TOTAL_KEY):
-            self.conn.set(p.HELP_TOTAL_KEY, self.count(), nx=True)
-
     def _claim(self, entry_id: str, label: int) -> int | None:
         """Claim ``entry_id`` for ``label``; None if we got it, else the label it already has."""
         claims = self.root / _CLAIMS
