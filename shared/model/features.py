@@ -21,6 +21,9 @@ through the same normalisation, so both end up alike:
    digit's blur and an 8x8 upsampling all give about the same amount of ink
    (``_THIN = True`` instead redraws the skeleton with a fixed disc pen:
    uniform strokes but more thinning artefacts, measured a little worse);
+   and then clear the core of every loop the digit had before thickening,
+   so a small loop (a "6", a looped "2") stays a loop instead of becoming
+   a blob like an upsampled optdigits "4";
 5. count ink in blocks like optdigits (values 0..16 in an 8x8 grid);
 6. add stroke *direction* histograms: the edge orientation of the (lightly
    blurred) canonical digit in 8 directions, pooled over a 4x4 grid of cells.
@@ -39,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 # Canonical bitmap side and the block grid the features are counted in.
 _SIDE = 32
@@ -300,6 +303,30 @@ def direction_features(norm: np.ndarray) -> np.ndarray:
     return (cells.reshape(-1) * _DIR_WEIGHT).astype(np.float32)
 
 
+# Keep loops open: thickening to _TARGET_THICKNESS fills small loops (the
+# bottom loop of a "6", a looped "2"), which then look like the filled triangle
+# of an upsampled optdigits "4". The core of every hole of the mask *before*
+# thickening (background not connected to the border, shrunk by one pixel) is
+# cleared again after it. Measured +0.3 points on both dev sets (2 seeds).
+_KEEP_HOLES = True
+
+
+def _holes(mask: np.ndarray) -> np.ndarray:
+    """Background pixels not 4-connected to the border."""
+    img = Image.fromarray(np.pad(mask, 1).astype(np.uint8) * 255, "L")
+    ImageDraw.floodfill(img, (0, 0), 128)
+    return np.asarray(img)[1:-1, 1:-1] == 0
+
+
+def _keep_holes(norm: np.ndarray, canvas: np.ndarray) -> np.ndarray:
+    holes = _holes(canvas)
+    if not holes.any():
+        return norm
+    p = np.pad(holes, 1)
+    core = holes & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    return norm & ~(core if core.any() else holes)
+
+
 def features(ink: np.ndarray) -> np.ndarray:
     """One ink map (float32, 1 = ink) to ``FEATURE_SIZE`` features.
 
@@ -310,6 +337,8 @@ def features(ink: np.ndarray) -> np.ndarray:
     if parts is None:
         return np.zeros(FEATURE_SIZE, dtype=np.float32)
     norm = _with_thickness(parts, _TARGET_THICKNESS)
+    if _KEEP_HOLES:
+        norm = _keep_holes(norm, parts[0])
     block = _SIDE // _GRID
     blocks = norm.reshape(_GRID, block, _GRID, block).sum(axis=(1, 3), dtype=np.int32)
     counts = (blocks.reshape(-1) * (16.0 / (block * block))).astype(np.float32)
@@ -370,4 +399,4 @@ INK = FeaturePipeline("ink-blocks-directions", FEATURE_SIZE, features, params={
     "work": _WORK, "deskew": _DESKEW, "max_shear": _MAX_SHEAR, "min_width": _MIN_WIDTH,
     "max_width": _MAX_WIDTH, "aspect_gain": _ASPECT_GAIN, "pen_radius": _PEN_RADIUS,
     "margin": _MARGIN, "thin": _THIN, "target_thickness": _TARGET_THICKNESS,
-    "mask_threshold": _MASK_THRESHOLD})
+    "mask_threshold": _MASK_THRESHOLD, "keep_holes": _KEEP_HOLES})

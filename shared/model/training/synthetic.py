@@ -39,6 +39,7 @@ SYNTH_CANVAS = 112
 # Brush widths in page pixels (280 px canvas), from a thin pen to a fat finger.
 _BRUSH_RANGE = (5.0, 30.0)
 _LIMITS = ImageLimits(4 * 1024 * 1024, 4096 * 4096, 8192)
+CHUNKS = 8                 # independent random streams of ``generate``
 
 
 # ------------------------------------------------------------ primitives --
@@ -146,7 +147,8 @@ def _two_plain(rng):
 
 def _two_loop(rng):
     top = _arc(0.5, 0.28, _u(rng, 0.25, 0.33), 0.27, _u(rng, -1.5, -1.0), _u(rng, 1.7, 2.3))
-    lx, ly, r = _u(rng, 0.18, 0.3), _u(rng, 0.8, 0.9), _u(rng, 0.07, 0.18)
+    r = _u(rng, 0.07, 0.25)
+    lx, ly = _u(rng, 0.15, 0.3), 1.0 - r - _u(rng, 0.0, 0.05)
     loop = _arc(lx, ly, r, r, 0.0, -2 * np.pi)
     return [_join(top, _line(top[-1], (lx, ly - r)), loop, _line(loop[-1], (_u(rng, 0.8, 1.0), 1.0)))]
 
@@ -319,6 +321,41 @@ def _nine_two_strokes(rng):
     return [loop, _line((x, _u(rng, 0.0, 0.1)), (x + _u(rng, -0.08, 0.02), 1.0))]
 
 
+def _seven_arc(rng):
+    """Top bar arching over into the stem, no corner (often read as a 1 when unseen)."""
+    x0, y0 = _u(rng, 0.0, 0.15), _u(rng, 0.05, 0.3)
+    peak = (_u(rng, 0.35, 0.55), _u(rng, -0.02, 0.04))
+    shoulder = (_u(rng, 0.8, 1.0), _u(rng, 0.08, 0.25))
+    mid = (_u(rng, 0.55, 0.8), _u(rng, 0.45, 0.6))
+    foot = (_u(rng, 0.3, 0.6), 1.0)
+    return [_spline((x0, y0), peak, shoulder, mid, foot)]
+
+
+def _six_upright(rng):
+    """Straight upright stem on the left, the loop hanging off it to the right at the bottom."""
+    x = _u(rng, 0.15, 0.35)
+    top = (x + _u(rng, 0.0, 0.3), 0.0)
+    r = _u(rng, 0.2, 0.35)
+    ry = _u(rng, 0.15, 0.28)
+    cy = 1.0 - ry
+    cx = x + r
+    stem = _line(top, (x, cy))
+    loop = _arc(cx, cy, r, ry, 3 * np.pi / 2, 3 * np.pi / 2 - 2 * np.pi - _u(rng, -0.1, 0.4))
+    return [_join(stem, loop)]
+
+
+def _nine_small_loop(rng):
+    """A small loop on top of a long tail that curves left at the bottom (a J with a loop)."""
+    r = _u(rng, 0.1, 0.22)
+    ry = _u(rng, 0.08, 0.18)
+    cx = _u(rng, 0.45, 0.6)
+    start = np.pi / 2 + _u(rng, -0.3, 0.3)
+    loop = _arc(cx, ry, r, ry, start, start - 2 * np.pi - _u(rng, 0.0, 0.4))
+    end = loop[-1]
+    return [_join(loop, _spline(tuple(end), (end[0] + _u(rng, -0.05, 0.1), 0.55),
+                                (end[0] - _u(rng, 0.05, 0.2), 0.92), (_u(rng, 0.0, 0.25), _u(rng, 0.8, 1.0))))]
+
+
 TEMPLATES: dict[int, list[Template]] = {
     0: [_zero_oval, _zero_tilted],
     1: [_one_bar, _one_flag, _one_flag, _one_hook, _one_serif, _one_base],
@@ -326,10 +363,10 @@ TEMPLATES: dict[int, list[Template]] = {
     3: [_three_round, _three_flat],
     4: [_four_open, _four_closed, _four_one_stroke],
     5: [_five_two_strokes, _five_one_stroke],
-    6: [_six, _six_curved, _six_small_loop],
-    7: [_seven, _seven_short_bar, _seven_serif, _seven_crossbar, _seven_curved],
+    6: [_six, _six_curved, _six_small_loop, _six_upright],
+    7: [_seven, _seven_short_bar, _seven_serif, _seven_crossbar, _seven_crossbar, _seven_curved, _seven_arc],
     8: [_eight_loops, _eight_one_stroke],
-    9: [_nine_straight, _nine_curved, _nine_two_strokes],
+    9: [_nine_straight, _nine_curved, _nine_two_strokes, _nine_small_loop],
 }
 
 
@@ -362,7 +399,7 @@ def _warp(strokes: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarra
 # Share of multi-stroke samples drawn as one polyline: tablets and trajectory
 # recorders (and users who never lift the pen) join the strokes of a "4", "5" or
 # "7" with the pen's travel between them.
-PEN_UP_TRACE_SHARE = 0.3
+PEN_UP_TRACE_SHARE = 0.5
 # Share of samples whose strokes are resampled to a few points: a fast mouse or
 # finger gives the page sparse pointer events (and tablets sample coarsely), so
 # curves arrive as polygons.
@@ -386,10 +423,57 @@ def _resample(strokes: list[np.ndarray], total: int) -> list[np.ndarray]:
     return out
 
 
+# Each stroke is cut short or run on by up to this share of its length at either
+# end, and bent by a smooth random walk of this standard deviation (unit box):
+# a synthetic-only model went from 84.8% to 88.3% on MNIST-dev with both.
+# (Remapping the box's proportions too gained 3 points on MNIST but lost 2 on pendigits.)
+TRIM_SHARE = 0.08
+JITTER = 0.03
+
+
+def _trim(s, rng, frac):
+    if len(s) < 3:
+        return s
+    seg = np.hypot(*np.diff(s, axis=0).T)
+    at = np.concatenate([[0.0], np.cumsum(seg)])
+    L = at[-1]
+    if L <= 0:
+        return s
+    a = rng.uniform(-frac, frac) * L
+    b = L - rng.uniform(-frac, frac) * L
+    out = []
+    if a < 0:   # extend the start along the first segment
+        d = s[0] - s[1]; d = d / (np.hypot(*d) or 1.0)
+        out.append(s[0] + d * (-a))
+        a = 0.0
+    keep = s[(at > a) & (at < b)]
+    p0 = np.array([np.interp(a, at, s[:, 0]), np.interp(a, at, s[:, 1])])
+    p1 = np.array([np.interp(min(b, L), at, s[:, 0]), np.interp(min(b, L), at, s[:, 1])])
+    out = out + [p0] + list(keep) + [p1]
+    if b > L:
+        d = s[-1] - s[-2]; d = d / (np.hypot(*d) or 1.0)
+        out.append(s[-1] + d * (b - L))
+    return np.asarray(out)
+
+
+def _vary(strokes, rng):
+    """A little extra or missing stroke at the ends, and low-frequency jitter of every point."""
+    out = []
+    for s in strokes:
+        s = _trim(np.asarray(s, dtype=np.float64), rng, TRIM_SHARE)
+        if len(s) > 3:
+            k = max(3, len(s) // 4)
+            ctrl = rng.normal(0.0, JITTER, size=(k, 2))
+            t = np.linspace(0, k - 1, len(s))
+            s = s + np.stack([np.interp(t, np.arange(k), ctrl[:, 0]), np.interp(t, np.arange(k), ctrl[:, 1])], 1)
+        out.append(s)
+    return out
+
+
 def sample_strokes(digit: int, rng: np.random.Generator, size: int = SYNTH_CANVAS) -> list[Stroke]:
     """One random way of writing ``digit``, as canvas polylines of a ``size`` canvas."""
     template = TEMPLATES[digit][int(rng.integers(len(TEMPLATES[digit])))]
-    strokes = _warp(template(rng), rng)
+    strokes = _warp(_vary(template(rng), rng), rng)
     if len(strokes) > 1 and rng.random() < PEN_UP_TRACE_SHARE:
         strokes = [np.concatenate(strokes)]
     if rng.random() < COARSE_SHARE:
@@ -421,12 +505,35 @@ def labels(n: int) -> np.ndarray:
     return np.arange(n) % 10
 
 
-def generate(n: int, seed: int = 0, size: int = SYNTH_CANVAS,
-             pipeline: FeaturePipeline = INK) -> tuple[np.ndarray, np.ndarray]:
+def generate(n: int, seed: int = 0, size: int = SYNTH_CANVAS, pipeline: FeaturePipeline = INK,
+             processes: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """``n`` synthetic digits (classes balanced) as (features, labels), through
-    the production decoding and ``pipeline``."""
-    rng = np.random.default_rng(seed)
-    y = labels(n)
+    the production decoding and ``pipeline``.
+
+    Drawn in ``CHUNKS`` chunks, each from its own random stream (``seed``,
+    chunk), so the result is the same however many ``processes`` draw them.
+    """
+    per = [n // CHUNKS + (1 if i < n % CHUNKS else 0) for i in range(CHUNKS)]
+    starts = np.concatenate([[0], np.cumsum(per)[:-1]])
+    jobs = [(seed, chunk, int(start), count, size, pipeline)
+            for chunk, (start, count) in enumerate(zip(starts, per)) if count]
+    if processes > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        with ProcessPoolExecutor(processes, mp_context=get_context("fork")) as pool:
+            parts = list(pool.map(_chunk, jobs))
+    else:
+        parts = [_chunk(job) for job in jobs]
+    if not parts:
+        return np.zeros((0, pipeline.size), np.float32), np.zeros(0, np.int64)
+    return np.concatenate([X for X, _ in parts]), np.concatenate([y for _, y in parts])
+
+
+def _chunk(job) -> tuple[np.ndarray, np.ndarray]:
+    seed, chunk, start, n, size, pipeline = job
+    rng = np.random.default_rng([seed, chunk])
+    y = labels(start + n)[start:]          # labels of the whole set stay balanced
     X = np.zeros((n, pipeline.size), dtype=np.float32)
     for i, d in enumerate(y):
         X[i] = pipeline.transform(decode_ink(render_sample(int(d), rng, size), _LIMITS))
