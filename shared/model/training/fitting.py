@@ -114,10 +114,11 @@ def augmented(raw_images8: np.ndarray, y: np.ndarray, copies: int | None = None,
     return Dataset(pipeline.rows(inks), np.tile(np.asarray(y), copies))
 
 
-def synthetic_digits(count: int | None = None, seed: int = SYNTHETIC_SEED,
+def synthetic_digits(count: int | None = None, seed: int | None = None,
                      pipeline: FeaturePipeline = INK) -> Dataset:
     """``count`` synthetic canvas drawings (classes balanced), as features."""
     count = SYNTHETIC_COUNT if count is None else count
+    seed = SYNTHETIC_SEED if seed is None else seed
     X, y = synthetic.generate(count, seed=seed, pipeline=pipeline, processes=SYNTHETIC_PROCESSES)
     return Dataset(X, y)
 
