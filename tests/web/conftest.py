@@ -1,10 +1,36 @@
-"""Web unit tests: the Flask test client over fakeredis, no worker, no server."""
+"""Web unit tests: the Flask test client over fakeredis, no worker, no server.
+
+No app built here talks to a real Redis: Socket.IO's Redis message queue is
+replaced by an in-process manager that records what the app publishes, so an
+event such as ``model_changed`` can be checked and never reaches a Redis the
+tests did not start (the machine's own, on 127.0.0.1:6379).
+"""
 import fakeredis
 import pytest
+import socketio as python_socketio
 
 from shared.config import Config
 from web import create_app
 from web.services import Services
+
+
+class RecordingManager(python_socketio.Manager):
+    """In-process Socket.IO manager that keeps every event the app emits."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        self.emitted: list[tuple[str, object, object]] = []
+
+    def emit(self, event, data, namespace, room=None, **kwargs):
+        self.emitted.append((event, data, room))
+        return super().emit(event, data, namespace, room=room, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def socket_manager(monkeypatch) -> RecordingManager:
+    manager = RecordingManager()
+    monkeypatch.setattr(python_socketio, "RedisManager", lambda *args, **kwargs: manager)
+    return manager
 
 
 @pytest.fixture

@@ -76,7 +76,8 @@ def test_retrain_requests_coalesce_into_one_waiting_job(admin_client, fake_conn)
     assert Queue(p.RETRAIN_QUEUE, connection=fake_conn).count == 1
 
 
-def test_promote_and_rollback_change_the_store_and_tell_the_workers(admin_client, model_dir, fake_conn):
+def test_promote_and_rollback_change_the_store_and_tell_the_workers(admin_client, model_dir, fake_conn,
+                                                                    socket_manager):
     registry = ModelRegistry(model_dir)
     first = registry.production_id()
     second = _second_model(model_dir)
@@ -93,6 +94,9 @@ def test_promote_and_rollback_change_the_store_and_tell_the_workers(admin_client
     assert registry.production_id() == first
     states = {m["model_id"]: m["state"] for m in admin_client.get("/api/models").json["models"]}
     assert states == {first: "production", second: "retired"}
+    browsers = [data for event, data, _ in socket_manager.emitted if event == p.EVENT_MODEL_CHANGED]
+    assert browsers == [{"model_version": second, "previous": first},
+                        {"model_version": first, "previous": second}], "every open page is told"
     assert _next_event(pubsub)["model_version"] == first
 
 
