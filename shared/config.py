@@ -53,10 +53,14 @@ SETTINGS: dict[str, Setting] = {
                          "Most waiting drawings a predict worker takes and predicts in one call."),
     "max_upload_bytes": Setting("SWAGDIGITS_MAX_UPLOAD_BYTES", str(4 * 1024 * 1024), int,
                                 "Largest request body accepted, in bytes (413 above)."),
-    "max_image_pixels": Setting("SWAGDIGITS_MAX_IMAGE_PIXELS", str(4096 * 4096), int,
-                                "Largest width x height of an image accepted (413 above)."),
-    "max_image_side": Setting("SWAGDIGITS_MAX_IMAGE_SIDE", "8192", int,
-                              "Largest width or height of an image accepted, in pixels."),
+    # The page's canvas is 280x280; 1024x1024 admits it at 3x (a high-density screen's
+    # 840x840) with room to spare, and bounds what one image costs a worker to decode.
+    "max_image_pixels": Setting("SWAGDIGITS_MAX_IMAGE_PIXELS", str(1024 * 1024), int,
+                                "Largest width x height of an image accepted (413 above): "
+                                "the drawing canvas (280x280) at up to 3x, with room to spare."),
+    "max_image_side": Setting("SWAGDIGITS_MAX_IMAGE_SIDE", "2048", int,
+                              "Largest width or height of an image accepted, in pixels "
+                              "(lets a long strip through; the pixel cap still holds)."),
     "model_family": Setting("SWAGDIGITS_MODEL_FAMILY", "svc", str,
                             "Model family new models are trained as (`swagdigits train`, a worker's "
                             "first model, retraining); one of `shared/model/families/`."),
