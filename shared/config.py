@@ -99,8 +99,9 @@ SETTINGS: dict[str, Setting] = {
     "batch_ttl": Setting("SWAGDIGITS_BATCH_TTL", "86400", int,
                          "Seconds a batch's results stay readable after it was submitted."),
     "rate_limit_predict": Setting("SWAGDIGITS_RATE_LIMIT_PREDICT", "600", int,
-                                  "Predictions (HTTP, Socket.IO, batch submissions) one client address "
-                                  "may make per rate-limit window (429 above); 0: no limit."),
+                                  "Predictions (HTTP, Socket.IO, and one per image of a batch) one "
+                                  "client address may make per rate-limit window (429 above; a batch "
+                                  "larger than this is a 413); 0: no limit."),
     "rate_limit_help": Setting("SWAGDIGITS_RATE_LIMIT_HELP", "60", int,
                                "Help images one client address may send per rate-limit window "
                                "(429 above); 0: no limit."),

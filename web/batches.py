@@ -11,7 +11,9 @@ from flask_socketio import join_room
 
 from shared.messaging import protocol as p
 from shared.images.upload import ImageRejected, bytes_from_text, inspect
+from web import rate_limit
 from web.errors import ApiError
+from web.security import check_rate
 from web.services import services
 from web.sockets import socketio
 from web.uploads import json_body
@@ -32,6 +34,7 @@ def submit():
         raise ApiError("a batch needs at least one image", 400)
     if len(raw) > s.config.batch_max_images:
         raise ApiError(f"batch has {len(raw)} images; at most {s.config.batch_max_images} are accepted", 413)
+    _charge(len(raw))
     items = [_validated(item) for item in raw]
     batch_id, expires_at = services().batches.submit(items)
     status_url = url_for("batches.status", batch_id=batch_id)
@@ -73,6 +76,17 @@ def subscribe(data):
     join_room(p.BATCH_ROOM.format(batch_id))
     progress = services().batches.progress(batch_id)
     return progress.__dict__ if progress else {"error": "no such batch"}
+
+
+def _charge(images: int) -> None:
+    """Spend one prediction per image (the request already spent one on arrival)."""
+    s = services()
+    limit = s.config.rate_limit_predict
+    if limit and images > limit:
+        raise ApiError(f"batch has {images} images; one address may predict at most {limit} per "
+                       f"{s.config.rate_limit_window}s: send smaller batches", 413)
+    if images > 1:
+        check_rate(rate_limit.PREDICT, cost=images - 1)
 
 
 def _raw_items() -> list:

@@ -6,7 +6,8 @@ route can be framed, sniffed into HTML or leak its URL in a Referer.
 
 Rate limits: prediction routes (``POST /api/predict``, ``POST /api/batches``,
 the Socket.IO ``predict`` event) and ``POST /helpdata`` count requests per
-client address in Redis (``web.rate_limit``), so the limit holds however
+client address in Redis (``web.rate_limit``); a batch counts one per image
+(``web.batches`` charges the rest once it has counted them), so the limit holds however
 many web processes serve the client. Over the limit: 429 JSON with
 ``Retry-After``. The client is ``request.remote_addr``; forwarded-for headers
 are not trusted, since anyone can send them.
@@ -52,10 +53,10 @@ def init_app(app: Flask) -> None:
         return response
 
 
-def check_rate(kind: str) -> None:
-    """Spend one request of ``kind`` for this client, or raise 429 with Retry-After."""
+def check_rate(kind: str, cost: int = 1) -> None:
+    """Spend ``cost`` requests of ``kind`` for this client, or raise 429 with Retry-After."""
     limiter = services().rate_limiter
-    verdict = limiter.hit(kind, request.remote_addr or "unknown")
+    verdict = limiter.hit(kind, request.remote_addr or "unknown", cost=cost)
     if not verdict.allowed:
         raise ApiError(f"too many {kind} requests from this address: at most {verdict.limit} per "
                        f"{limiter.window_s}s; retry in {verdict.retry_after}s", 429,
