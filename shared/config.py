@@ -109,7 +109,8 @@ SETTINGS: dict[str, Setting] = {
                                  "Length of the rate-limit window, in seconds."),
     "allowed_origins": Setting("SWAGDIGITS_ALLOWED_ORIGINS", "", str,
                                "Comma-separated origins (https://host:port) whose pages may open "
-                               "Socket.IO connections; empty: the page's own origin only."),
+                               "Socket.IO connections and send writes (POST); empty: the page's "
+                               "own origin only."),
     "unsure_below": Setting("SWAGDIGITS_UNSURE_BELOW", "0.6", float,
                             "The drawing page says it is not sure, and offers its two best "
                             "guesses as one-tap answers, when the top probability is below this; "
@@ -210,6 +211,10 @@ class Config:
             raise ConfigError(f"{SETTINGS['retrain_nice'].env} must be in 0..19")
         if not 0.0 <= self.unsure_below <= 1.0:
             raise ConfigError(f"{SETTINGS['unsure_below'].env} must be in [0, 1]")
+
+    def origins(self) -> list[str]:
+        """``SWAGDIGITS_ALLOWED_ORIGINS`` as a list (empty: the page's own origin only)."""
+        return [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]
 
     def as_env(self) -> dict[str, str]:
         """The environment that makes a child process build this same Config.

@@ -4,6 +4,14 @@ Headers: the page's strict Content-Security-Policy (``web.pages``) and the
 usual companions go on *every* response, JSON and errors included, so no
 route can be framed, sniffed into HTML or leak its URL in a Referer.
 
+Cross-site writes: an HTML form on any site can POST multipart data here
+without a CORS preflight, from each visitor's browser and address. Writes
+(any method but GET, HEAD, OPTIONS) are refused with 403 when the browser
+says they come from another site: ``Sec-Fetch-Site: cross-site``, or an
+``Origin`` that is neither this service's own host nor one of
+``SWAGDIGITS_ALLOWED_ORIGINS``. Programs (curl, Python) send neither header
+and are not affected.
+
 Rate limits: prediction routes (``POST /api/predict``, ``POST /api/batches``,
 the Socket.IO ``predict`` event) and ``POST /helpdata`` count requests per
 client address in Redis (``web.rate_limit``); a batch counts one per image
@@ -13,6 +21,8 @@ many web processes serve the client. Over the limit: 429 JSON with
 are not trusted, since anyone can send them.
 """
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from flask import Flask, request
 
@@ -36,8 +46,16 @@ LIMITED_ENDPOINTS = {
     "helpdata.add_help": rate_limit.HELP,
 }
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def init_app(app: Flask) -> None:
     from web.pages import CONTENT_SECURITY_POLICY
+
+    @app.before_request
+    def _same_site_writes():
+        if request.method not in SAFE_METHODS:
+            check_same_site()
 
     @app.before_request
     def _rate_limit():
@@ -53,6 +71,24 @@ def init_app(app: Flask) -> None:
         return response
 
 
+def check_same_site() -> None:
+    """Refuse (403) a write a browser sent on behalf of another site's page."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.rstrip("/") in services().config.origins():
+        return
+    cross_site = request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site"
+    if cross_site or (origin is not None and not _is_own_origin(origin)):
+        raise ApiError("cross-site request refused: writes are accepted from this service's own "
+                       "pages, the origins in SWAGDIGITS_ALLOWED_ORIGINS, and programs that send "
+                       "no Origin", 403)
+
+
+def _is_own_origin(origin: str) -> bool:
+    """``origin`` names this host and port (the scheme may differ behind a TLS proxy)."""
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc.lower() == request.host.lower()
+
+
 def check_rate(kind: str, cost: int = 1) -> None:
     """Spend ``cost`` requests of ``kind`` for this client, or raise 429 with Retry-After."""
     limiter = services().rate_limiter
@@ -65,7 +101,7 @@ def check_rate(kind: str, cost: int = 1) -> None:
 
 def redact_url(url: str) -> str:
     """A URL fit for a log: any password replaced by ``***``."""
-    from urllib.parse import urlsplit, urlunsplit
+    from urllib.parse import urlunsplit
 
     parts = urlsplit(url)
     if parts.password is None:
