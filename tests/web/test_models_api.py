@@ -5,7 +5,7 @@ import sys
 from dataclasses import replace
 
 import pytest
-from rq import Queue
+from shared.messaging import retrain_trigger
 
 from shared.messaging import protocol as p
 from shared.model.store import ModelRegistry
@@ -73,7 +73,7 @@ def test_retrain_requests_coalesce_into_one_waiting_job(admin_client, fake_conn)
     answers = [admin_client.post("/api/retrain", headers=AUTH).json for _ in range(5)]
     assert [a["queued"] for a in answers] == [True, False, False, False, False]
     assert {a["job_id"] for a in answers} == {answers[0]["job_id"]}
-    assert Queue(p.RETRAIN_QUEUE, connection=fake_conn).count == 1
+    assert retrain_trigger.retrain_queue(fake_conn).count == 1
 
 
 def test_promote_and_rollback_change_the_store_and_tell_the_workers(admin_client, model_dir, fake_conn):
