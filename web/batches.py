@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from datetime import datetime, timezone
 
 from flask import Blueprint, Response, jsonify, request, url_for
-from flask_socketio import join_room
+from flask_socketio import join_room, leave_room
 
 from shared.messaging import protocol as p
+from shared.messaging.batch_queue import is_batch_id
 from shared.images.upload import ImageRejected, bytes_from_text, inspect
 from web import rate_limit
 from web.errors import ApiError
@@ -20,7 +20,6 @@ from web.uploads import json_body
 
 bp = Blueprint("batches", __name__, url_prefix="/api/batches")
 
-_BATCH_ID = re.compile(r"^[0-9a-f]{32}$")
 CSV_COLUMNS = ["index", "digit", *[f"p{d}" for d in range(10)], "model_version", "error"]
 
 
@@ -49,7 +48,7 @@ def submit():
 @bp.get("/<batch_id>")
 def status(batch_id: str):
     queue = services().batches
-    progress = queue.progress(batch_id) if _BATCH_ID.match(batch_id) else None
+    progress = queue.progress(batch_id) if is_batch_id(batch_id) else None
     if progress is None:
         raise ApiError("no such batch (unknown id, or its results expired)", 404)
     finished = progress.state == p.FINISHED
@@ -69,13 +68,23 @@ def status(batch_id: str):
 
 @socketio.on(p.EVENT_SUBSCRIBE_BATCH)
 def subscribe(data):
-    """Join a batch's room to receive its progress events; answers the current progress."""
+    """Join a batch's room to receive its progress events; answers the current progress.
+
+    An unknown batch joins no room. The progress answered is read after
+    joining, so no event can fall between the answer and the first event.
+    """
     batch_id = data.get("batch_id", "") if isinstance(data, dict) else ""
-    if not _BATCH_ID.match(str(batch_id)):
+    if not is_batch_id(batch_id):
         return {"error": "batch_id must be a batch id"}
-    join_room(p.BATCH_ROOM.format(batch_id))
-    progress = services().batches.progress(batch_id)
-    return progress.__dict__ if progress else {"error": "no such batch"}
+    queue, room = services().batches, p.BATCH_ROOM.format(batch_id)
+    if queue.progress(batch_id) is None:
+        return {"error": "no such batch"}
+    join_room(room)
+    progress = queue.progress(batch_id)
+    if progress is None:  # expired in between
+        leave_room(room)
+        return {"error": "no such batch"}
+    return progress.__dict__
 
 
 def _charge(images: int) -> None:
