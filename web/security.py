@@ -2,7 +2,11 @@
 
 Headers: the page's strict Content-Security-Policy (``web.pages``) and the
 usual companions go on *every* response, JSON and errors included, so no
-route can be framed, sniffed into HTML or leak its URL in a Referer.
+route can be framed, sniffed into HTML or leak its URL in a Referer. They are
+added by a WSGI middleware around the whole app rather than Flask's
+``after_request``: Socket.IO's engine answers ``/socket.io/`` itself, before
+Flask sees the request (a WebSocket's 101 handshake is written by
+simple-websocket and carries none; no browser reads them there).
 
 Cross-site writes: an HTML form on any site can POST multipart data here
 without a CORS preflight, from each visitor's browser and address. Writes
@@ -63,12 +67,25 @@ def init_app(app: Flask) -> None:
         if kind and request.method == "POST":
             check_rate(kind)
 
-    @app.after_request
-    def _headers(response):
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+    headers = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, **SECURITY_HEADERS}
+    app.wsgi_app = HeadersMiddleware(app.wsgi_app, headers)
+
+
+class HeadersMiddleware:
+    """Adds ``headers`` to every response that does not set them itself."""
+
+    def __init__(self, wsgi_app, headers: dict[str, str]):
+        self.wsgi_app = wsgi_app
+        self.headers = list(headers.items())
+
+    def __call__(self, environ, start_response):
+        def start_with_headers(status, response_headers, exc_info=None):
+            present = {name.lower() for name, _ in response_headers}
+            response_headers = list(response_headers) + [
+                (name, value) for name, value in self.headers if name.lower() not in present]
+            return start_response(status, response_headers, exc_info)
+
+        return self.wsgi_app(environ, start_with_headers)
 
 
 def check_same_site() -> None:

@@ -182,3 +182,12 @@ def test_configured_origins_may_write(web_config, fake_conn):
 def test_reads_are_not_checked_for_their_origin(client):
     assert client.get("/helpdata", headers={"Origin": "http://evil.example",
                                             "Sec-Fetch-Site": "cross-site"}).status_code == 200
+
+
+def test_socketio_responses_carry_the_security_headers_too(client):
+    for res in (_polling_handshake(client, "http://localhost"), _polling_handshake(client, "https://evil.example"),
+                client.get("/socket.io/?EIO=4&transport=polling&sid=nope")):
+        assert res.headers["X-Content-Type-Options"] == "nosniff", res.status_code
+        assert res.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in res.headers["Content-Security-Policy"]
+        assert res.headers["Referrer-Policy"] == "same-origin"
