@@ -102,8 +102,10 @@ SPEC: dict = {
                                    "429": _E429, "503": _E503, "507": _E507}},
             "get": {"summary": "help images not yet trained on",
                     "responses": {"200": _object("pending count and retrain threshold"), "503": _E503}}},
-        "/api/models": {"get": {"summary": "model versions, their states and which workers serve them",
-                                "responses": {"200": _object("models"), "503": _E503}}},
+        "/api/models": {"get": {"summary": "model versions, their states and which workers serve them "
+                                           "(with the admin token: library versions and live workers too)",
+                                "responses": {"200": _object("models"), "401": _E401, "403": _E403,
+                                              "503": _E503}}},
         "/api/retrain": {"post": {"summary": "queue a retraining (operator)", "security": _ADMIN,
                                   "responses": {"202": _object("queued or joined"), "401": _E401,
                                                 "403": _E403, "503": _E503}}},

@@ -122,3 +122,33 @@ print("sklearn" in sys.modules)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_anonymous_callers_see_no_library_versions_host_or_pid(admin_client, model_dir, fake_conn):
+    import os
+    import socket
+    import time
+
+    name = f"predict-{socket.gethostname()}-{os.getpid()}"
+    fake_conn.zadd(p.WORKERS_KEY, {name: time.time()})
+    fake_conn.hset(p.WORKER_KEY.format(name), mapping={"role": "predict", "pid": os.getpid(),
+                                                       "model_version": ModelRegistry(model_dir).production_id()})
+    anonymous = admin_client.get("/api/models")
+    text = anonymous.get_data(as_text=True)
+    assert anonymous.status_code == 200 and anonymous.json["models"]
+    assert "libraries" not in text and socket.gethostname() not in text and str(os.getpid()) not in text
+    operator = admin_client.get("/api/models", headers=AUTH).json
+    [model] = operator["models"]
+    assert {"python", "numpy", "scikit-learn"} <= set(model["metadata"]["libraries"])
+    assert [w["name"] for w in operator["workers"]] == [name] and operator["workers"][0]["pid"] == str(os.getpid())
+
+
+def test_a_wrong_token_on_the_listing_is_refused_rather_than_treated_as_anonymous(admin_client):
+    res = admin_client.get("/api/models", headers={"Authorization": "Bearer wrong"})
+    assert res.status_code == 403
+
+
+def test_a_model_id_with_a_trailing_newline_is_not_a_model_id(admin_client, model_dir):
+    production = ModelRegistry(model_dir).production_id()
+    res = admin_client.post(f"/api/models/{production}%0A/promote", headers=AUTH)
+    assert res.status_code == 404 and res.json["error"] == "no such model"
