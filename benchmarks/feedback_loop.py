@@ -218,8 +218,8 @@ def main(argv=None) -> int:
         prober.stop.set()
         prober.thread.join(15)
 
-        from rq.job import Job
-        result = Job.fetch(job_id, connection=conn).return_value() if job_id else None
+        from shared.messaging.retrain_trigger import fetch_job
+        result = fetch_job(conn, job_id).return_value() if job_id else None
         idle = prober.latencies(0, idle_until)
         uploading = prober.latencies(idle_until, retrain_started)
         during = prober.latencies(retrain_started, promoted_at or time.time())

@@ -186,6 +186,10 @@ def soak(seconds: float, rate: float = 8.0, workers: int = 2, help_every: float 
     # No retrain worker here, and none wanted: help images must not queue retrainings.
     stack.env["SWAGDIGITS_RETRAIN_THRESHOLD"] = "0"
     stack.env["SWAGDIGITS_QUEUE_LIMIT"] = "1000"
+    # Every simulated user shares 127.0.0.1, and a batch spends one prediction per
+    # image: allow the mix itself (drawings at `rate`, about one batch a second), so
+    # what the limits refuse are its bursts, as before batches were charged per image.
+    stack.env["SWAGDIGITS_RATE_LIMIT_PREDICT"] = str(int(60 * (rate + batch_size)))
     try:
         stack.start_web()
         stack.set_workers(workers)

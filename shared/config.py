@@ -53,10 +53,14 @@ SETTINGS: dict[str, Setting] = {
                          "Most waiting drawings a predict worker takes and predicts in one call."),
     "max_upload_bytes": Setting("SWAGDIGITS_MAX_UPLOAD_BYTES", str(4 * 1024 * 1024), int,
                                 "Largest request body accepted, in bytes (413 above)."),
-    "max_image_pixels": Setting("SWAGDIGITS_MAX_IMAGE_PIXELS", str(4096 * 4096), int,
-                                "Largest width x height of an image accepted (413 above)."),
-    "max_image_side": Setting("SWAGDIGITS_MAX_IMAGE_SIDE", "8192", int,
-                              "Largest width or height of an image accepted, in pixels."),
+    # The page's canvas is 280x280; 1024x1024 admits it at 3x (a high-density screen's
+    # 840x840) with room to spare, and bounds what one image costs a worker to decode.
+    "max_image_pixels": Setting("SWAGDIGITS_MAX_IMAGE_PIXELS", str(1024 * 1024), int,
+                                "Largest width x height of an image accepted (413 above): "
+                                "the drawing canvas (280x280) at up to 3x, with room to spare."),
+    "max_image_side": Setting("SWAGDIGITS_MAX_IMAGE_SIDE", "2048", int,
+                              "Largest width or height of an image accepted, in pixels "
+                              "(lets a long strip through; the pixel cap still holds)."),
     "model_family": Setting("SWAGDIGITS_MODEL_FAMILY", "svc", str,
                             "Model family new models are trained as (`swagdigits train`, a worker's "
                             "first model, retraining); one of `shared/model/families/`."),
@@ -95,8 +99,9 @@ SETTINGS: dict[str, Setting] = {
     "batch_ttl": Setting("SWAGDIGITS_BATCH_TTL", "86400", int,
                          "Seconds a batch's results stay readable after it was submitted."),
     "rate_limit_predict": Setting("SWAGDIGITS_RATE_LIMIT_PREDICT", "600", int,
-                                  "Predictions (HTTP, Socket.IO, batch submissions) one client address "
-                                  "may make per rate-limit window (429 above); 0: no limit."),
+                                  "Predictions (HTTP, Socket.IO, and one per image of a batch) one "
+                                  "client address may make per rate-limit window (429 above; a batch "
+                                  "larger than this is a 413); 0: no limit."),
     "rate_limit_help": Setting("SWAGDIGITS_RATE_LIMIT_HELP", "60", int,
                                "Help images one client address may send per rate-limit window "
                                "(429 above); 0: no limit."),
@@ -104,7 +109,8 @@ SETTINGS: dict[str, Setting] = {
                                  "Length of the rate-limit window, in seconds."),
     "allowed_origins": Setting("SWAGDIGITS_ALLOWED_ORIGINS", "", str,
                                "Comma-separated origins (https://host:port) whose pages may open "
-                               "Socket.IO connections; empty: the page's own origin only."),
+                               "Socket.IO connections and send writes (POST); empty: the page's "
+                               "own origin only."),
     "unsure_below": Setting("SWAGDIGITS_UNSURE_BELOW", "0.6", float,
                             "The drawing page says it is not sure, and offers its two best "
                             "guesses as one-tap answers, when the top probability is below this; "
@@ -205,6 +211,10 @@ class Config:
             raise ConfigError(f"{SETTINGS['retrain_nice'].env} must be in 0..19")
         if not 0.0 <= self.unsure_below <= 1.0:
             raise ConfigError(f"{SETTINGS['unsure_below'].env} must be in [0, 1]")
+
+    def origins(self) -> list[str]:
+        """``SWAGDIGITS_ALLOWED_ORIGINS`` as a list (empty: the page's own origin only)."""
+        return [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]
 
     def as_env(self) -> dict[str, str]:
         """The environment that makes a child process build this same Config.

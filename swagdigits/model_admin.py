@@ -79,7 +79,7 @@ def _retrain(args, config: Config) -> int:
                          reason="swagdigits retrain --in-process", pusher=Pusher(config.redis_url))
         print(json.dumps(result, indent=2))
         return 0
-    from rq.job import Job, JobStatus
+    from rq.job import JobStatus
 
     from shared.messaging import retrain_trigger
 
@@ -89,7 +89,7 @@ def _retrain(args, config: Config) -> int:
     if not args.wait:
         return 0
     deadline = time.monotonic() + args.timeout
-    job = Job.fetch(requested.job_id, connection=conn)
+    job = retrain_trigger.fetch_job(conn, requested.job_id)
     while time.monotonic() < deadline:
         status = job.get_status(refresh=True)
         if status == JobStatus.FINISHED:

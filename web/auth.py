@@ -1,4 +1,4 @@
-"""Bearer-token check for operator routes (retrain, promote, rollback).
+"""Bearer-token check for operator routes (retrain, promote, rollback) and operator views.
 
 Off unless ``SWAGDIGITS_ADMIN_TOKEN`` is set: a service started without one
 cannot have its models changed over HTTP at all (403), rather than being open.
@@ -25,6 +25,14 @@ def check_admin() -> None:
                        {"WWW-Authenticate": 'Bearer realm="swagdigits"'})
     if not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise ApiError("wrong admin token", 403)
+
+
+def is_operator() -> bool:
+    """Whether the caller sent the operator token; a wrong token is refused, not taken as anonymous."""
+    if "Authorization" not in request.headers:
+        return False
+    check_admin()
+    return True
 
 
 def admin_required(view):

@@ -3,22 +3,23 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from datetime import datetime, timezone
 
 from flask import Blueprint, Response, jsonify, request, url_for
-from flask_socketio import join_room
+from flask_socketio import join_room, leave_room
 
 from shared.messaging import protocol as p
+from shared.messaging.batch_queue import is_batch_id
 from shared.images.upload import ImageRejected, bytes_from_text, inspect
+from web import rate_limit
 from web.errors import ApiError
+from web.security import check_rate
 from web.services import services
 from web.sockets import socketio
 from web.uploads import json_body
 
 bp = Blueprint("batches", __name__, url_prefix="/api/batches")
 
-_BATCH_ID = re.compile(r"^[0-9a-f]{32}$")
 CSV_COLUMNS = ["index", "digit", *[f"p{d}" for d in range(10)], "model_version", "error"]
 
 
@@ -32,6 +33,7 @@ def submit():
         raise ApiError("a batch needs at least one image", 400)
     if len(raw) > s.config.batch_max_images:
         raise ApiError(f"batch has {len(raw)} images; at most {s.config.batch_max_images} are accepted", 413)
+    _charge(len(raw))
     items = [_validated(item) for item in raw]
     batch_id, expires_at = services().batches.submit(items)
     status_url = url_for("batches.status", batch_id=batch_id)
@@ -46,7 +48,7 @@ def submit():
 @bp.get("/<batch_id>")
 def status(batch_id: str):
     queue = services().batches
-    progress = queue.progress(batch_id) if _BATCH_ID.match(batch_id) else None
+    progress = queue.progress(batch_id) if is_batch_id(batch_id) else None
     if progress is None:
         raise ApiError("no such batch (unknown id, or its results expired)", 404)
     finished = progress.state == p.FINISHED
@@ -66,13 +68,34 @@ def status(batch_id: str):
 
 @socketio.on(p.EVENT_SUBSCRIBE_BATCH)
 def subscribe(data):
-    """Join a batch's room to receive its progress events; answers the current progress."""
+    """Join a batch's room to receive its progress events; answers the current progress.
+
+    An unknown batch joins no room. The progress answered is read after
+    joining, so no event can fall between the answer and the first event.
+    """
     batch_id = data.get("batch_id", "") if isinstance(data, dict) else ""
-    if not _BATCH_ID.match(str(batch_id)):
+    if not is_batch_id(batch_id):
         return {"error": "batch_id must be a batch id"}
-    join_room(p.BATCH_ROOM.format(batch_id))
-    progress = services().batches.progress(batch_id)
-    return progress.__dict__ if progress else {"error": "no such batch"}
+    queue, room = services().batches, p.BATCH_ROOM.format(batch_id)
+    if queue.progress(batch_id) is None:
+        return {"error": "no such batch"}
+    join_room(room)
+    progress = queue.progress(batch_id)
+    if progress is None:  # expired in between
+        leave_room(room)
+        return {"error": "no such batch"}
+    return progress.__dict__
+
+
+def _charge(images: int) -> None:
+    """Spend one prediction per image (the request already spent one on arrival)."""
+    s = services()
+    limit = s.config.rate_limit_predict
+    if limit and images > limit:
+        raise ApiError(f"batch has {images} images; one address may predict at most {limit} per "
+                       f"{s.config.rate_limit_window}s: send smaller batches", 413)
+    if images > 1:
+        check_rate(rate_limit.PREDICT, cost=images - 1)
 
 
 def _raw_items() -> list:

@@ -23,7 +23,7 @@ from web.uploads import image_from_request, json_body
 bp = Blueprint("helpdata", __name__)
 log = logging.getLogger(__name__)
 
-_DIGIT = re.compile(r"^[0-9]$")
+_DIGIT = re.compile(r"[0-9]")
 
 
 def help_store() -> HelpStore:
@@ -79,6 +79,6 @@ def _digit(value, name: str, required: bool) -> int | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9:
         return value
-    if isinstance(value, str) and _DIGIT.match(value.strip()):
+    if isinstance(value, str) and _DIGIT.fullmatch(value.strip()):
         return int(value.strip())
     raise ApiError(f"'{name}' must be an integer 0-9", 400)

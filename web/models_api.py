@@ -1,5 +1,10 @@
 """Model versions over HTTP: list them (anyone), retrain, promote, roll back (operators).
 
+Anonymous callers see versions, states, scores and which versions serve; the
+exact library versions a model was trained with and the live workers (host
+names and process ids) are for operators, who send the admin token: they tell
+an attacker which known vulnerabilities to try and where.
+
 Reads and state changes go through ``ModelRegistry``'s storage-only path, which
 never imports scikit-learn, so the web tier stays small. Loading a model is a
 worker's job: after a promotion the workers re-read the store, verify the
@@ -16,13 +21,15 @@ from shared.messaging import retrain_trigger
 from shared.messaging import model_events
 from shared.messaging import heartbeat
 from shared.model.store import ModelRegistry, ModelStoreError
-from web.auth import admin_required
+from web.auth import admin_required, is_operator
 from web.errors import ApiError
 from web.services import services
 
 bp = Blueprint("models_api", __name__, url_prefix="/api")
 
-_MODEL_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")
+_MODEL_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,63}")
+# Model metadata only operators see.
+_OPERATOR_METADATA = ("libraries",)
 
 
 class _SocketPusher:
@@ -41,6 +48,7 @@ def registry() -> ModelRegistry:
 @bp.get("/models")
 def list_models():
     s = services()
+    operator = is_operator()
     reg = registry()
     production = reg.production_id(missing_ok=True)
     workers = heartbeat.live_workers(s.conn, s.config.worker_heartbeat, role="predict")
@@ -54,9 +62,14 @@ def list_models():
         entry["state"] = m.states[0] if m.states else "candidate"
         entry["live"] = m.model_id == production
         entry["workers_serving"] = serving.get(m.model_id, 0)
+        if not operator:
+            entry["metadata"] = {k: v for k, v in entry["metadata"].items() if k not in _OPERATOR_METADATA}
         models.append(entry)
-    return jsonify({"production": production, "serving": serving, "models": models,
-                    "retrain": retrain_trigger.status(s.conn)})
+    body = {"production": production, "serving": serving, "models": models,
+            "retrain": retrain_trigger.status(s.conn)}
+    if operator:
+        body["workers"] = workers
+    return jsonify(body)
 
 
 @bp.post("/retrain")
@@ -69,7 +82,7 @@ def retrain():
 @bp.post("/models/<model_id>/promote")
 @admin_required
 def promote(model_id: str):
-    if not _MODEL_ID.match(model_id):
+    if not _MODEL_ID.fullmatch(model_id):
         raise ApiError("no such model", 404)
     try:
         previous = model_events.promote_and_announce(registry(), services().conn, model_id,

@@ -39,7 +39,9 @@ _E429 = _error("this client sent too many requests in the rate-limit window", re
 _E503 = _error("the queue is full or Redis is unavailable", retry_after=True)
 _E507 = _error("storage is full")
 _E401 = _error("no bearer token sent")
-_E403 = _error("operator routes are off, or the token is wrong")
+_E403 = _error("operator routes are off, the token is wrong, or the request came from another "
+               "site's page")
+_E403_CROSS = _error("the request came from another site's page (Origin or Sec-Fetch-Site)")
 _E404 = _error("unknown id (or its result expired)")
 
 _IMAGE_BODY = {
@@ -77,8 +79,8 @@ SPEC: dict = {
             "requestBody": _IMAGE_BODY,
             "responses": {"200": _json("Prediction", "the answer"),
                           "202": _object("queued (wait=0): job_id and status_url"),
-                          "400": _E400, "413": _E413, "415": _E415, "422": _E422, "429": _E429,
-                          "503": _E503, "504": _error("no worker answered in time")}}},
+                          "400": _E400, "403": _E403_CROSS, "413": _E413, "415": _E415, "422": _E422,
+                          "429": _E429, "503": _E503, "504": _error("no worker answered in time")}}},
         "/api/jobs/{job_id}": {"get": {
             "summary": "state of a queued prediction",
             "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": _HEX32}],
@@ -96,12 +98,14 @@ SPEC: dict = {
                              "properties": {"file": {"type": "string", "format": "binary"},
                                             "label": {"type": "string", "pattern": "^[0-9]$"}}}}}},
                      "responses": {"201": _object("stored"), "200": _object("already stored"),
-                                   "400": _E400, "413": _E413, "415": _E415, "429": _E429,
-                                   "503": _E503, "507": _E507}},
+                                   "400": _E400, "403": _E403_CROSS, "413": _E413, "415": _E415,
+                                   "429": _E429, "503": _E503, "507": _E507}},
             "get": {"summary": "help images not yet trained on",
                     "responses": {"200": _object("pending count and retrain threshold"), "503": _E503}}},
-        "/api/models": {"get": {"summary": "model versions, their states and which workers serve them",
-                                "responses": {"200": _object("models"), "503": _E503}}},
+        "/api/models": {"get": {"summary": "model versions, their states and which workers serve them "
+                                           "(with the admin token: library versions and live workers too)",
+                                "responses": {"200": _object("models"), "401": _E401, "403": _E403,
+                                              "503": _E503}}},
         "/api/retrain": {"post": {"summary": "queue a retraining (operator)", "security": _ADMIN,
                                   "responses": {"202": _object("queued or joined"), "401": _E401,
                                                 "403": _E403, "503": _E503}}},
@@ -123,8 +127,8 @@ SPEC: dict = {
                     "properties": {"images": {"type": "array", "items": {"type": "string"}}}}},
                 "multipart/form-data": {"schema": {"type": "object", "additionalProperties": {
                     "type": "string", "format": "binary"}}}}},
-            "responses": {"202": _object("batch queued"), "400": _E400, "413": _E413, "415": _E415,
-                          "429": _E429, "503": _E503}}},
+            "responses": {"202": _object("batch queued"), "400": _E400, "403": _E403_CROSS,
+                          "413": _E413, "415": _E415, "429": _E429, "503": _E503}}},
         "/api/batches/{batch_id}": {"get": {
             "summary": "a batch's progress, and its results once finished (JSON or format=csv)",
             "parameters": [{"name": "batch_id", "in": "path", "required": True, "schema": _HEX32},

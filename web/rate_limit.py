@@ -1,7 +1,8 @@
 """Per-client request limits counted in Redis, so they hold across every web process.
 
-Fixed windows: one counter per (kind, client, window number), incremented and
-given its expiry in one Lua call, so a limit costs one round trip and the
+Fixed windows: one counter per (kind, client, window number), incremented
+(by one per image: a batch of 50 costs what 50 drawings do) and given its
+expiry in one Lua call, so a limit costs one round trip and the
 counters vanish by themselves. A client is its address hashed with a salt
 kept in Redis (made once, shared by all web processes): the keys never hold
 an address in clear. Fixed windows let a client send up to twice the limit
@@ -20,9 +21,14 @@ import redis
 
 from shared.messaging import protocol as p
 
+# ARGV: expiry seconds, cost, limit. A refused charge of more than one unit
+# (a batch) is taken back, so the client may still send something smaller;
+# a refused single request keeps counting, as every request does.
 _HIT = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local cost = tonumber(ARGV[2])
+local n = redis.call('INCRBY', KEYS[1], cost)
+if n == cost then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if cost > 1 and n > tonumber(ARGV[3]) then redis.call('DECRBY', KEYS[1], cost) end
 return n
 """
 
@@ -46,15 +52,16 @@ class RateLimiter:
         self._hit = conn.register_script(_HIT)
         self._salt: bytes | None = None
 
-    def hit(self, kind: str, client: str, now: float | None = None) -> Verdict:
-        """Count one request of ``kind`` from ``client``; refused once the window's limit is passed."""
+    def hit(self, kind: str, client: str, now: float | None = None, cost: int = 1) -> Verdict:
+        """Count ``cost`` units of ``kind`` (one per image) from ``client``; refused once the
+        window's limit is passed."""
         limit = self.limits.get(kind, 0)
         if limit <= 0:
             return Verdict(True, 0, 0, 0)
         now = time.time() if now is None else now
         window = int(now // self.window_s)
         key = p.RATE_KEY.format(kind, self.client_hash(client), window)
-        count = int(self._hit(keys=[key], args=[self.window_s + 1]))
+        count = int(self._hit(keys=[key], args=[self.window_s + 1, cost, limit]))
         retry_after = max(1, int((window + 1) * self.window_s - now + 0.999))
         return Verdict(count <= limit, count, limit, retry_after)
 

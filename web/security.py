@@ -2,16 +2,31 @@
 
 Headers: the page's strict Content-Security-Policy (``web.pages``) and the
 usual companions go on *every* response, JSON and errors included, so no
-route can be framed, sniffed into HTML or leak its URL in a Referer.
+route can be framed, sniffed into HTML or leak its URL in a Referer. They are
+added by a WSGI middleware around the whole app rather than Flask's
+``after_request``: Socket.IO's engine answers ``/socket.io/`` itself, before
+Flask sees the request (a WebSocket's 101 handshake is written by
+simple-websocket and carries none; no browser reads them there).
+
+Cross-site writes: an HTML form on any site can POST multipart data here
+without a CORS preflight, from each visitor's browser and address. Writes
+(any method but GET, HEAD, OPTIONS) are refused with 403 when the browser
+says they come from another site: ``Sec-Fetch-Site: cross-site``, or an
+``Origin`` that is neither this service's own host nor one of
+``SWAGDIGITS_ALLOWED_ORIGINS``. Programs (curl, Python) send neither header
+and are not affected.
 
 Rate limits: prediction routes (``POST /api/predict``, ``POST /api/batches``,
 the Socket.IO ``predict`` event) and ``POST /helpdata`` count requests per
-client address in Redis (``web.rate_limit``), so the limit holds however
+client address in Redis (``web.rate_limit``); a batch counts one per image
+(``web.batches`` charges the rest once it has counted them), so the limit holds however
 many web processes serve the client. Over the limit: 429 JSON with
 ``Retry-After``. The client is ``request.remote_addr``; forwarded-for headers
 are not trusted, since anyone can send them.
 """
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from flask import Flask, request
 
@@ -35,8 +50,16 @@ LIMITED_ENDPOINTS = {
     "helpdata.add_help": rate_limit.HELP,
 }
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def init_app(app: Flask) -> None:
     from web.pages import CONTENT_SECURITY_POLICY
+
+    @app.before_request
+    def _same_site_writes():
+        if request.method not in SAFE_METHODS:
+            check_same_site()
 
     @app.before_request
     def _rate_limit():
@@ -44,18 +67,49 @@ def init_app(app: Flask) -> None:
         if kind and request.method == "POST":
             check_rate(kind)
 
-    @app.after_request
-    def _headers(response):
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+    headers = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, **SECURITY_HEADERS}
+    app.wsgi_app = HeadersMiddleware(app.wsgi_app, headers)
 
 
-def check_rate(kind: str) -> None:
-    """Spend one request of ``kind`` for this client, or raise 429 with Retry-After."""
+class HeadersMiddleware:
+    """Adds ``headers`` to every response that does not set them itself."""
+
+    def __init__(self, wsgi_app, headers: dict[str, str]):
+        self.wsgi_app = wsgi_app
+        self.headers = list(headers.items())
+
+    def __call__(self, environ, start_response):
+        def start_with_headers(status, response_headers, exc_info=None):
+            present = {name.lower() for name, _ in response_headers}
+            response_headers = list(response_headers) + [
+                (name, value) for name, value in self.headers if name.lower() not in present]
+            return start_response(status, response_headers, exc_info)
+
+        return self.wsgi_app(environ, start_with_headers)
+
+
+def check_same_site() -> None:
+    """Refuse (403) a write a browser sent on behalf of another site's page."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.rstrip("/") in services().config.origins():
+        return
+    cross_site = request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site"
+    if cross_site or (origin is not None and not _is_own_origin(origin)):
+        raise ApiError("cross-site request refused: writes are accepted from this service's own "
+                       "pages, the origins in SWAGDIGITS_ALLOWED_ORIGINS, and programs that send "
+                       "no Origin", 403)
+
+
+def _is_own_origin(origin: str) -> bool:
+    """``origin`` names this host and port (the scheme may differ behind a TLS proxy)."""
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc.lower() == request.host.lower()
+
+
+def check_rate(kind: str, cost: int = 1) -> None:
+    """Spend ``cost`` requests of ``kind`` for this client, or raise 429 with Retry-After."""
     limiter = services().rate_limiter
-    verdict = limiter.hit(kind, request.remote_addr or "unknown")
+    verdict = limiter.hit(kind, request.remote_addr or "unknown", cost=cost)
     if not verdict.allowed:
         raise ApiError(f"too many {kind} requests from this address: at most {verdict.limit} per "
                        f"{limiter.window_s}s; retry in {verdict.retry_after}s", 429,
@@ -64,7 +118,7 @@ def check_rate(kind: str) -> None:
 
 def redact_url(url: str) -> str:
     """A URL fit for a log: any password replaced by ``***``."""
-    from urllib.parse import urlsplit, urlunsplit
+    from urllib.parse import urlunsplit
 
     parts = urlsplit(url)
     if parts.password is None:

@@ -46,7 +46,7 @@ def init_app(app: Flask, client_manager: python_socketio.Manager | None = None) 
     # init_app calls, so an app made after another must not inherit its queue.
     # Only the page's own origin (or SWAGDIGITS_ALLOWED_ORIGINS) may connect: another
     # site's script cannot drive a visitor's browser into our Socket.IO.
-    origins = [o.strip() for o in config.allowed_origins.split(",") if o.strip()] or None
+    origins = config.origins() or None
     socketio.init_app(app, async_mode=ASYNC_MODE, client_manager=client_manager,
                       cors_allowed_origins=origins,
                       max_http_buffer_size=int(config.max_upload_bytes * _BASE64_OVERHEAD) + _ENVELOPE_BYTES)

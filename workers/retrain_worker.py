@@ -15,10 +15,9 @@ import logging
 import os
 import socket
 
-from rq import Queue
-
 from shared import metrics
 from shared.messaging import protocol as p
+from shared.messaging import retrain_trigger
 from shared.config import Config
 from shared.messaging.connection import connect
 from workers.retrain_metrics import MeteredWorker
@@ -47,8 +46,9 @@ def main(config: Config | None = None) -> int:
     lower_priority(config.retrain_nice)
     # RQ blocks in BLPOP for minutes; it must not hit a socket timeout meanwhile.
     conn = connect(config.redis_url, socket_timeout=None)
-    queue = Queue(p.RETRAIN_QUEUE, connection=conn)
-    worker = MeteredWorker([queue], connection=conn, name=f"retrain-{socket.gethostname()}-{os.getpid()}")
+    queue = retrain_trigger.retrain_queue(conn)
+    worker = MeteredWorker([queue], connection=conn, serializer=retrain_trigger.SERIALIZER,
+                           name=f"retrain-{socket.gethostname()}-{os.getpid()}")
     metrics.retrain()  # the series exist at zero before the first run
     port = metrics.serve(config.metrics_port)
     log.info("metrics on http://0.0.0.0:%d/metrics", port)

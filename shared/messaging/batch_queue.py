@@ -11,6 +11,7 @@ distinct indexes answered.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -53,8 +54,16 @@ class Progress:
     total: int
 
 
+_BATCH_ID = re.compile(r"[0-9a-f]{32}")
+
+
 def new_batch_id() -> str:
     return uuid.uuid4().hex
+
+
+def is_batch_id(value) -> bool:
+    """Whether ``value`` has the shape of an id ``new_batch_id`` makes (checked before any Redis lookup)."""
+    return isinstance(value, str) and _BATCH_ID.fullmatch(value) is not None
 
 
 class BatchQueue:

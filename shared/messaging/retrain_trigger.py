@@ -16,6 +16,12 @@ Two Redis keys keep this true across processes:
   trigger that arrives during training queues exactly one follow-up.
 
 The job is enqueued by dotted name, so the web tier never imports training code.
+
+Jobs are JSON (``SERIALIZER``), never RQ's default pickle: a pickle read from
+Redis runs whatever code it names, so anyone able to write to Redis would
+run code in the retrain worker, or in any process that fetches a job (RQ
+reads a job's ``meta`` with its serializer on every fetch). Every queue and
+job object comes from ``retrain_queue`` and ``fetch_job`` so none forgets it.
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ import redis
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
 
 from shared import metrics
 from shared.messaging import protocol as p
@@ -41,6 +48,8 @@ RESULT_TTL_S = 7 * 24 * 3600  # job results (the candidate's verdict) stay reada
 WAITING_TTL_S = 24 * 3600     # a waiting marker whose job vanished expires by itself
 RUNNING_TTL_S = JOB_TIMEOUT_S + 60
 ENQUEUE_GRACE_S = 30          # a marker this young may name a job still being enqueued
+
+SERIALIZER = JSONSerializer
 
 _DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 
@@ -55,6 +64,16 @@ return 0
 class Requested:
     job_id: str
     queued: bool   # False: the request joined a retraining already waiting
+
+
+def retrain_queue(conn: redis.Redis) -> Queue:
+    """The RQ queue retrain jobs go through, reading and writing JSON."""
+    return Queue(p.RETRAIN_QUEUE, connection=conn, serializer=SERIALIZER)
+
+
+def fetch_job(conn: redis.Redis, job_id: str) -> Job:
+    """A retrain job by id, read as JSON (raises ``NoSuchJobError`` when unknown)."""
+    return Job.fetch(job_id, connection=conn, serializer=SERIALIZER)
 
 
 def should_trigger(pending: int, threshold: int) -> bool:
@@ -82,7 +101,7 @@ def request_retrain(conn: redis.Redis, reason: str) -> Requested:
         if not conn.set(p.RETRAIN_WAITING_KEY, job_id, nx=True, ex=WAITING_TTL_S):
             continue  # another trigger won the race: join it on the next turn
         try:
-            Queue(p.RETRAIN_QUEUE, connection=conn).enqueue_call(
+            retrain_queue(conn).enqueue_call(
                 p.RETRAIN_JOB_FUNC, kwargs={"reason": reason}, job_id=job_id,
                 timeout=JOB_TIMEOUT_S, result_ttl=RESULT_TTL_S, failure_ttl=RESULT_TTL_S,
                 description=f"retrain ({reason})")
@@ -96,7 +115,7 @@ def request_retrain(conn: redis.Redis, reason: str) -> Requested:
 
 def queue_stats(conn: redis.Redis) -> tuple[int, float]:
     """Retrain jobs waiting in RQ and the age in seconds of the oldest (0 when none)."""
-    queue = Queue(p.RETRAIN_QUEUE, connection=conn)
+    queue = retrain_queue(conn)
     depth = queue.count
     head = queue.get_job_ids(0, 1)
     job = queue.fetch_job(head[0]) if head else None
@@ -137,14 +156,14 @@ def running_slot(conn: redis.Redis, job_id: str, poll_s: float = 0.5):
 def _ended(conn: redis.Redis, job_id: str) -> bool:
     """RQ knows ``job_id`` and says it is over (an unknown id may be an in-process run)."""
     try:
-        return Job.fetch(job_id, connection=conn).get_status(refresh=True) in _DONE
+        return fetch_job(conn, job_id).get_status(refresh=True) in _DONE
     except NoSuchJobError:
         return False
 
 
 def _finished(conn: redis.Redis, job_id: str) -> bool:
     try:
-        return Job.fetch(job_id, connection=conn).get_status(refresh=True) in _DONE
+        return fetch_job(conn, job_id).get_status(refresh=True) in _DONE
     except NoSuchJobError:
         # Not in RQ: gone, unless the trigger that set the marker is enqueueing it right now.
         return conn.ttl(p.RETRAIN_WAITING_KEY) < WAITING_TTL_S - ENQUEUE_GRACE_S

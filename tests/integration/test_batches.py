@@ -6,11 +6,18 @@ import sys
 import threading
 import time
 
+import pytest
 import requests
 import socketio
 
 from testkit.drawings import digit_png
 from tests.integration.conftest import wait_for
+
+
+@pytest.fixture
+def stack_env(stack_env):
+    """Batches of thousands: a batch spends one prediction per image, so the per-address limit is off."""
+    return {**stack_env, "SWAGDIGITS_RATE_LIMIT_PREDICT": "0"}
 
 
 def submit(url, images):

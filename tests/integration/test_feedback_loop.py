@@ -10,7 +10,7 @@ import time
 import redis
 import requests
 
-from shared.messaging import heartbeat
+from shared.messaging import heartbeat, retrain_trigger
 from shared.model.store import ModelRegistry
 from testkit.drawings import digit_png
 from tests.integration.conftest import wait_for
@@ -103,6 +103,10 @@ def test_help_data_retrains_and_the_new_version_goes_live_in_every_worker(stack,
     meta = registry.info(new)["extra"]
     assert meta["parent"] == old and meta["n_help_images"] + meta["n_help_holdout"] >= 10
     assert f"candidate {new} promoted" in retrainer.log()
+    # The job and its verdict went through Redis as JSON (never a pickle) and read back whole.
+    job = retrain_trigger.fetch_job(redis.Redis.from_url(config.redis_url), job_ids[0])
+    assert job.get_status(refresh=True) == "finished"
+    assert job.return_value()["outcome"] == "promoted" and job.return_value()["model_id"] == new
 
 
 def test_rollback_reaches_every_worker_and_a_corrupted_artifact_is_refused(stack, config):

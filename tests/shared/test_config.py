@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,22 @@ def test_a_data_dir_override_moves_the_folders_that_were_not_given():
 def test_the_readme_documents_every_setting():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert [s.env for s in SETTINGS.values() if f"`{s.env}`" not in readme] == []
+
+
+def test_the_readme_table_gives_every_setting_its_current_default():
+    """Each setting has a row in README's Configuration table showing the default the code uses."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `([A-Z_]+)` \| ([^|]*) \|", readme, re.M))
+    placeholders = {"`(see text)`", "`(unset)`", "(empty)"}
+    missing = [s.env for s in SETTINGS.values() if s.env not in rows]
+    stale = [(s.env, rows[s.env], s.default) for s in SETTINGS.values()
+             if s.env in rows and rows[s.env].strip() not in placeholders | {f"`{s.default}`"}]
+    assert (missing, stale) == ([], [])
+
+
+def test_default_image_limits_stay_near_the_drawing_canvas():
+    """A drawing is 280x280; the default admits 3x that (a high-density screen) with room
+    to spare, and nothing like the 4096x4096 images that cost a worker half a second."""
+    config = Config.from_env({})
+    assert 840 * 840 <= config.max_image_pixels <= 1024 * 1024
+    assert 1024 <= config.max_image_side <= 2048

@@ -3,7 +3,7 @@ import base64
 import io
 
 import pytest
-from rq import Queue
+from shared.messaging import retrain_trigger
 
 from shared.messaging import protocol as p
 from testkit.drawings import digit_png
@@ -98,6 +98,6 @@ def test_reaching_the_threshold_queues_exactly_one_retrain(app, fake_conn, web_c
         assert res.status_code == 201
         job_ids.append(res.json.get("retrain_job_id"))
     assert job_ids[:2] == [None, None] and job_ids[2] and job_ids[3:] == [None, None]
-    queue = Queue(p.RETRAIN_QUEUE, connection=fake_conn)
+    queue = retrain_trigger.retrain_queue(fake_conn)
     assert queue.job_ids == [job_ids[2]]
     assert queue.fetch_job(job_ids[2]).func_name == p.RETRAIN_JOB_FUNC

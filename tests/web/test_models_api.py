@@ -5,7 +5,7 @@ import sys
 from dataclasses import replace
 
 import pytest
-from rq import Queue
+from shared.messaging import retrain_trigger
 
 from shared.messaging import protocol as p
 from shared.model.store import ModelRegistry
@@ -73,7 +73,7 @@ def test_retrain_requests_coalesce_into_one_waiting_job(admin_client, fake_conn)
     answers = [admin_client.post("/api/retrain", headers=AUTH).json for _ in range(5)]
     assert [a["queued"] for a in answers] == [True, False, False, False, False]
     assert {a["job_id"] for a in answers} == {answers[0]["job_id"]}
-    assert Queue(p.RETRAIN_QUEUE, connection=fake_conn).count == 1
+    assert retrain_trigger.retrain_queue(fake_conn).count == 1
 
 
 def test_promote_and_rollback_change_the_store_and_tell_the_workers(admin_client, model_dir, fake_conn,
@@ -126,3 +126,33 @@ print("sklearn" in sys.modules)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_anonymous_callers_see_no_library_versions_host_or_pid(admin_client, model_dir, fake_conn):
+    import os
+    import socket
+    import time
+
+    name = f"predict-{socket.gethostname()}-{os.getpid()}"
+    fake_conn.zadd(p.WORKERS_KEY, {name: time.time()})
+    fake_conn.hset(p.WORKER_KEY.format(name), mapping={"role": "predict", "pid": os.getpid(),
+                                                       "model_version": ModelRegistry(model_dir).production_id()})
+    anonymous = admin_client.get("/api/models")
+    text = anonymous.get_data(as_text=True)
+    assert anonymous.status_code == 200 and anonymous.json["models"]
+    assert "libraries" not in text and socket.gethostname() not in text and str(os.getpid()) not in text
+    operator = admin_client.get("/api/models", headers=AUTH).json
+    [model] = operator["models"]
+    assert {"python", "numpy", "scikit-learn"} <= set(model["metadata"]["libraries"])
+    assert [w["name"] for w in operator["workers"]] == [name] and operator["workers"][0]["pid"] == str(os.getpid())
+
+
+def test_a_wrong_token_on_the_listing_is_refused_rather_than_treated_as_anonymous(admin_client):
+    res = admin_client.get("/api/models", headers={"Authorization": "Bearer wrong"})
+    assert res.status_code == 403
+
+
+def test_a_model_id_with_a_trailing_newline_is_not_a_model_id(admin_client, model_dir):
+    production = ModelRegistry(model_dir).production_id()
+    res = admin_client.post(f"/api/models/{production}%0A/promote", headers=AUTH)
+    assert res.status_code == 404 and res.json["error"] == "no such model"

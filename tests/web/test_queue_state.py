@@ -5,7 +5,7 @@ import redis
 from prometheus_client import CollectorRegistry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from rq import Queue
+from shared.messaging import retrain_trigger
 
 from shared.help_store import HelpStore
 from shared.messaging import heartbeat
@@ -27,7 +27,7 @@ def test_queue_state_is_read_from_redis_when_scraped(redis_conn, tmp_path):
     queue = PredictQueue(redis_conn)
     for _ in range(3):
         queue.submit(b"png", limit=10)
-    Queue(p.RETRAIN_QUEUE, connection=redis_conn).enqueue(p.RETRAIN_JOB_FUNC)
+    retrain_trigger.retrain_queue(redis_conn).enqueue(p.RETRAIN_JOB_FUNC)
     heartbeat.beat(redis_conn, "w1", {"role": "predict"}, 5)
     heartbeat.beat(redis_conn, "r1", {"role": "retrain"}, 5)
     redis_conn.set(p.HELP_TOTAL_KEY, 20)

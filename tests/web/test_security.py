@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import errno
+import io
 import logging
 
 import pytest
@@ -131,3 +132,62 @@ def test_logs_of_a_request_path_hold_no_secret_address_or_image(web_config, fake
     assert caplog.records, "the request path logged nothing at DEBUG: the check would prove nothing"
     for secret in (token, "pw-91bd2", address, image[22:80]):
         assert secret not in text
+
+
+# -- cross-site writes: a form on another site must not post through a visitor's browser --
+
+WRITES = [("/helpdata", {"label": "7"}), ("/api/predict?wait=0", {}), ("/api/batches", {})]
+
+
+def _form_post(client, path, fields, headers):
+    """What an HTML form on any site can send without a CORS preflight."""
+    data = {**fields, "file": (io.BytesIO(digit_png(7)), "d.png", "image/png")}
+    return client.post(path, data=data, content_type="multipart/form-data", headers=headers)
+
+
+@pytest.mark.parametrize("path, fields", WRITES)
+@pytest.mark.parametrize("headers", [{"Origin": "http://evil.example"},
+                                     {"Sec-Fetch-Site": "cross-site"},
+                                     {"Origin": "null"},
+                                     {"Origin": "http://localhost.evil.example", "Sec-Fetch-Site": "same-site"}])
+def test_cross_site_writes_are_refused_with_a_clear_403_and_change_nothing(client, fake_conn, web_config,
+                                                                           path, fields, headers):
+    res = _form_post(client, path, fields, headers)
+    assert res.status_code == 403 and res.json["status"] == 403, res.json
+    assert "cross-site" in res.json["error"]
+    assert fake_conn.xlen(p.PREDICT_STREAM) == 0 and not fake_conn.keys(p.PREFIX + ":batch*")
+    assert not list(web_config.help_dir.rglob("*.png"))
+
+
+@pytest.mark.parametrize("path, fields", WRITES)
+@pytest.mark.parametrize("headers", [{},                                        # curl, Python
+                                     {"Origin": "http://localhost"},            # the page itself
+                                     {"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"},
+                                     {"Sec-Fetch-Site": "same-site"},
+                                     {"Sec-Fetch-Site": "none"}])               # typed by the user
+def test_same_origin_and_non_browser_writes_still_work(client, path, fields, headers):
+    res = _form_post(client, path, fields, headers)
+    assert res.status_code in (201, 202), res.json
+
+
+def test_configured_origins_may_write(web_config, fake_conn):
+    cfg = dataclasses.replace(web_config, allowed_origins="https://digits.example")
+    client = make_client(cfg, fake_conn)
+    ok = _form_post(client, "/helpdata", {"label": "7"}, {"Origin": "https://digits.example"})
+    assert ok.status_code == 201, ok.json
+    refused = _form_post(client, "/helpdata", {"label": "3"}, {"Origin": "https://other.example"})
+    assert refused.status_code == 403
+
+
+def test_reads_are_not_checked_for_their_origin(client):
+    assert client.get("/helpdata", headers={"Origin": "http://evil.example",
+                                            "Sec-Fetch-Site": "cross-site"}).status_code == 200
+
+
+def test_socketio_responses_carry_the_security_headers_too(client):
+    for res in (_polling_handshake(client, "http://localhost"), _polling_handshake(client, "https://evil.example"),
+                client.get("/socket.io/?EIO=4&transport=polling&sid=nope")):
+        assert res.headers["X-Content-Type-Options"] == "nosniff", res.status_code
+        assert res.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in res.headers["Content-Security-Policy"]
+        assert res.headers["Referrer-Policy"] == "same-origin"

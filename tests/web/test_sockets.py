@@ -21,6 +21,7 @@ import socketio as python_socketio
 from PIL import Image
 
 from shared.messaging import protocol as p
+from shared.messaging.batch_queue import BatchQueue
 from shared.messaging.predict_queue import PredictQueue
 from shared.model.store import ModelRegistry
 from swagdigits.embedded_redis import free_port
@@ -189,3 +190,22 @@ def test_deadlines_report_only_jobs_without_a_result(redis_conn):
     assert deadlines.check([(0, done, "room-a", 1), (0, waiting, "room-b", 2)]) == 1
     [(event, data, room)] = sent
     assert (event, data["job_id"], data["seq"], room) == (p.EVENT_PREDICTION_ERROR, waiting, 2, "room-b")
+
+
+def _rooms(browser) -> list[str]:
+    return socketio.server.rooms(browser.sid, namespace="/")
+
+
+def test_subscribing_to_an_unknown_batch_joins_no_room(browser):
+    ack = browser.client.emit(p.EVENT_SUBSCRIBE_BATCH, {"batch_id": "a" * 32}, callback=True)
+    assert ack == {"error": "no such batch"}
+    assert p.BATCH_ROOM.format("a" * 32) not in _rooms(browser)
+
+
+def test_a_batch_id_with_a_trailing_newline_is_not_a_batch_id(browser, redis_conn):
+    batch_id, _ = BatchQueue(redis_conn).submit([digit_png(1)])
+    ack = browser.client.emit(p.EVENT_SUBSCRIBE_BATCH, {"batch_id": batch_id + "\n"}, callback=True)
+    assert ack == {"error": "batch_id must be a batch id"}
+    assert not [room for room in _rooms(browser) if room.startswith(p.BATCH_ROOM.format(""))]
+    good = browser.client.emit(p.EVENT_SUBSCRIBE_BATCH, {"batch_id": batch_id}, callback=True)
+    assert good["total"] == 1 and p.BATCH_ROOM.format(batch_id) in _rooms(browser)

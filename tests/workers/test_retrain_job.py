@@ -5,7 +5,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from rq import Queue
 
 from shared.messaging import protocol as p
 from shared.model.training import fitting as training
@@ -112,7 +111,7 @@ def test_concurrent_requests_coalesce_into_one_waiting_job(redis_conn):
     for t in threads:
         t.join()
     assert len({a.job_id for a in answers}) == 1 and sum(a.queued for a in answers) == 1
-    assert Queue(p.RETRAIN_QUEUE, connection=redis_conn).count == 1
+    assert retrain_trigger.retrain_queue(redis_conn).count == 1
 
 
 def test_one_running_and_one_waiting_however_many_requests(redis_conn):
@@ -127,7 +126,7 @@ def test_one_running_and_one_waiting_however_many_requests(redis_conn):
 
 def test_a_waiting_marker_whose_job_ended_is_replaced(redis_conn):
     first = retrain_trigger.request_retrain(redis_conn, reason="a")
-    Queue(p.RETRAIN_QUEUE, connection=redis_conn).fetch_job(first.job_id).delete()
+    retrain_trigger.retrain_queue(redis_conn).fetch_job(first.job_id).delete()
     redis_conn.expire(p.RETRAIN_WAITING_KEY, 60)   # old enough not to be "being enqueued"
     second = retrain_trigger.request_retrain(redis_conn, reason="b")
     assert second.queued and second.job_id != first.job_id
