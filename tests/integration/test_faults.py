@@ -21,7 +21,10 @@ import pytest
 import redis
 import requests
 
+from rq.job import JobStatus
+
 from shared.messaging import protocol as p
+from shared.messaging import retrain_trigger
 from shared.model.store import ModelRegistry
 from testkit.drawings import digit_png
 from tests.integration.conftest import wait_for
@@ -117,8 +120,9 @@ def test_a_retrain_killed_mid_training_publishes_nothing_and_frees_its_slot(stac
     horses = wait_for(lambda: psutil.Process(retrainer.popen.pid).children(), "work horse", stack.procs)
     for horse in horses:
         horse.send_signal(signal.SIGKILL)
-    wait_for(lambda: "terminated unexpectedly" in retrainer.log() or "failed" in retrainer.log().lower(),
-             "RQ to notice the dead work horse", stack.procs)
+    conn = redis.Redis.from_url(config.redis_url)
+    wait_for(lambda: retrain_trigger.fetch_job(conn, first).get_status(refresh=True) == JobStatus.FAILED,
+             "RQ to mark the killed job failed", stack.procs)
     assert {m["model_id"] for m in _models(url)} == before, "nothing published by the killed job"
 
     # The next retraining runs at once (not after the slot's 31-minute TTL) and completes.
