@@ -20,7 +20,6 @@ import psutil
 import pytest
 import redis
 import requests
-
 from rq.job import JobStatus
 
 from shared.messaging import protocol as p
