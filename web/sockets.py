@@ -7,6 +7,15 @@ queued tagged with that room; the predict worker that answers it emits
 so whichever web process holds the browser's connection delivers it. Bad
 drawings, a full queue, Redis trouble and a worker that never answers all come
 back as ``prediction_error`` ``{seq?, job_id?, error, status}``.
+
+A Socket.IO packet that cannot be decoded (a type that is not a digit or
+not known, bad JSON, an attachment nobody announced) disconnects its client
+and logs one short line, without the packet and without a traceback:
+python-socketio logged ~1.8 KB of traceback per packet, twice, and kept the
+socket open, so one client could write megabytes of log a second. An
+undecodable Engine.IO frame closes its WebSocket with one line too; in a
+long-polling POST the engine itself catches it, and it is logged as one line
+(the session stays open: the engine gives no hook there).
 """
 from __future__ import annotations
 
@@ -49,11 +58,95 @@ def init_app(app: Flask, client_manager: python_socketio.Manager | None = None) 
     origins = config.origins() or None
     socketio.init_app(app, async_mode=ASYNC_MODE, client_manager=client_manager,
                       cors_allowed_origins=origins,
+                      logger=_library_logger("socketio.server"),
+                      engineio_logger=_library_logger("engineio.server"),
                       max_http_buffer_size=int(config.max_upload_bytes * _BASE64_OVERHEAD) + _ENVELOPE_BYTES)
     server = socketio.server
+    server.eio.on("message", _disconnect_on_bad_packets(server))
+    app.wsgi_app = _EngineIOErrors(app.wsgi_app)
     s.deadlines = ReplyDeadlines(
         s.queue, lambda event, data, room: server.emit(event, data, to=room, namespace="/"),
         config.predict_timeout)
+
+
+def _library_logger(name: str) -> logging.Logger:
+    """python-socketio's or python-engineio's own logger, passed explicitly.
+
+    Left to itself the library adds a handler of its own to it, so everything
+    it logs appears twice (once unformatted). Kept at ERROR as the library
+    would: its INFO lines carry packet contents, drawings included.
+    """
+    logger = logging.getLogger(name)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.ERROR)
+    if not any(isinstance(f, _NoTracebackForBadInput) for f in logger.filters):
+        logger.addFilter(_NoTracebackForBadInput())
+    return logger
+
+
+class _NoTracebackForBadInput(logging.Filter):
+    """One line instead of a traceback when the library logs a packet it could not decode.
+
+    python-engineio catches a long-polling POST whose payload it cannot decode
+    and logs it with ``logger.exception``: ~1.4 KB of traceback per request.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], ValueError):
+            record.msg = f"{record.getMessage()} (malformed packet: {type(record.exc_info[1]).__name__})"
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
+def _disconnect_on_bad_packets(server: python_socketio.Server):
+    """Engine.IO's message handler, ending the connection of a client whose packet cannot be read."""
+    handle = server._handle_eio_message  # what python-socketio registers for Engine.IO messages
+
+    def guarded(eio_sid: str, data) -> None:
+        try:
+            handle(eio_sid, data)
+        except ValueError as exc:  # decoding: packet type, attachments, JSON
+            log.warning("malformed Socket.IO packet (%s); disconnected the client", type(exc).__name__)
+            _drop(server, eio_sid)
+        except Exception:
+            log.exception("error handling a Socket.IO packet; disconnected the client")
+            _drop(server, eio_sid)
+
+    return guarded
+
+
+def _drop(server: python_socketio.Server, eio_sid: str) -> None:
+    """Close an Engine.IO session now, without waiting for its queue to drain.
+
+    ``engineio.Server.disconnect`` waits until the client has read everything
+    queued for it: a long-polling client that sends no GET would hold this
+    thread forever. This is what the engine does itself on a transport error.
+    """
+    socket = server.eio.sockets.pop(eio_sid, None)
+    if socket is not None:
+        socket.close(wait=False, reason=server.eio.reason.SERVER_DISCONNECT)
+
+
+class _EngineIOErrors:
+    """Ends a WebSocket whose Engine.IO frame cannot be decoded with one log line.
+
+    python-engineio decodes WebSocket frames outside any error handling, so
+    the ValueError reaches gunicorn, which logs ~3 KB of traceback and writes
+    an HTTP 500 onto the WebSocket. Raising StopIteration is how the
+    simple-websocket driver itself tells gunicorn the connection is done.
+    """
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        try:
+            return self.wsgi_app(environ, start_response)
+        except ValueError as exc:
+            if environ.get("HTTP_UPGRADE", "").lower() != "websocket" or "gunicorn.socket" not in environ:
+                raise
+            log.warning("malformed Engine.IO packet (%s); closed the WebSocket", type(exc).__name__)
+            raise StopIteration from None
 
 
 def deadlines() -> ReplyDeadlines:

@@ -7,6 +7,7 @@ and only the one holding the browser's room delivers it.
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 
@@ -113,3 +114,86 @@ def test_long_polling_clients_are_served_too_and_bad_drawings_come_back_in_words
         assert event == p.EVENT_PREDICTION_ERROR and error["status"] == ack["status"] and error["error"]
     finally:
         c.close()
+
+
+class RawSocket:
+    """A Socket.IO client over WebSocket that can also send what no client library would.
+
+    ``send_message`` goes out as an Engine.IO message (a Socket.IO packet of
+    the test's making); ``send_frame`` as a raw WebSocket frame (an Engine.IO
+    packet of the test's making).
+    """
+
+    def __init__(self, url: str):
+        self.sio = socketio.Client(reconnection=False)
+        self.gone = threading.Event()
+        self.sio.on("disconnect", lambda *reason: self.gone.set())
+        self.sio.connect(url, transports=["websocket"], wait_timeout=WAIT_S)
+
+    def send_message(self, text: str) -> None:
+        self.sio.eio.send(text)
+
+    def send_frame(self, text: str) -> None:
+        self.sio.eio.ws.send(text)
+
+    def closed_by_server(self) -> bool:
+        return self.gone.wait(WAIT_S)
+
+
+def _log_growth(proc, action, timeout: float = 5.0) -> str:
+    """What ``proc`` logs after ``action``: waits for a line about it, then a little for any more."""
+    before = len(proc.log())
+    action()
+    deadline = time.monotonic() + timeout
+    while "malformed" not in proc.log()[before:] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    return proc.log()[before:]
+
+
+def test_a_malformed_socketio_packet_closes_the_socket_and_logs_one_short_line(stack):
+    url = stack.start_web()
+    [web] = stack.procs
+    sockets = [RawSocket(url) for _ in range(3)]
+    for bad, sock in zip(["Z", "9", "2[bad json"], sockets):    # type not a digit, unknown type, bad JSON
+        grown = _log_growth(web, lambda: sock.send_message(bad))
+        assert sock.closed_by_server(), f"{bad!r}: the socket stayed open"
+        lines = grown.strip().splitlines()
+        assert len(lines) == 1 and "malformed" in lines[0] and len(grown) < 300, grown
+        assert "Traceback" not in grown
+    # A well-behaved client is unaffected.
+    browser = Browser(url)
+    assert browser.sio.connected
+    browser.sio.disconnect()
+
+
+def test_a_malformed_engineio_packet_closes_the_websocket_and_logs_one_short_line(stack):
+    url = stack.start_web()
+    [web] = stack.procs
+    sock = RawSocket(url)
+    grown = _log_growth(web, lambda: sock.send_frame("Z"))
+    assert sock.closed_by_server()
+    lines = grown.strip().splitlines()
+    assert len(lines) == 1 and "malformed" in lines[0] and len(grown) < 300, grown
+    assert requests.get(url + "/healthz", timeout=5).ok
+
+
+def test_malformed_packets_over_long_polling_log_one_short_line(stack):
+    url = stack.start_web()
+    [web] = stack.procs
+    base = url + "/socket.io/?EIO=4&transport=polling"
+
+    def session() -> tuple[requests.Session, str]:
+        s = requests.Session()
+        sid = json.loads(s.get(base, timeout=WAIT_S).text[1:])["sid"]
+        assert s.post(f"{base}&sid={sid}", data="40", timeout=WAIT_S).ok
+        assert s.get(f"{base}&sid={sid}", timeout=WAIT_S).text.startswith("40{")
+        return s, f"{base}&sid={sid}"
+
+    s, session_url = session()
+    grown = _log_growth(web, lambda: s.post(session_url, data="4Z", timeout=WAIT_S))  # Socket.IO level
+    assert len(grown.strip().splitlines()) == 1 and "malformed" in grown and "Traceback" not in grown, grown
+    assert s.get(session_url, timeout=WAIT_S).status_code == 400, "the session should be gone"
+    s, session_url = session()
+    grown = _log_growth(web, lambda: s.post(session_url, data="Z", timeout=WAIT_S))   # Engine.IO level
+    assert len(grown.strip().splitlines()) == 1 and "malformed" in grown and "Traceback" not in grown, grown
