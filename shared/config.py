@@ -37,6 +37,9 @@ SETTINGS: dict[str, Setting] = {
     "port": Setting("SWAGDIGITS_PORT", "5000", int, "Port the web tier listens on."),
     "web_threads": Setting("SWAGDIGITS_WEB_THREADS", "64", int,
                            "Threads of the web process (each waiting request or socket holds one)."),
+    "metrics_host": Setting("SWAGDIGITS_METRICS_HOST", "127.0.0.1", str,
+                            "Address a worker serves /metrics on (0.0.0.0 where Prometheus runs elsewhere, "
+                            "as in docker-compose.yaml)."),
     "metrics_port": Setting("SWAGDIGITS_METRICS_PORT", "0", int,
                             "Port a worker serves /metrics on (0: pick a free one)."),
     "metrics_multiproc_dir": Setting("PROMETHEUS_MULTIPROC_DIR", "", str,
@@ -133,6 +136,7 @@ class Config:
     host: str
     port: int
     web_threads: int
+    metrics_host: str
     metrics_port: int
     metrics_multiproc_dir: str
     predict_timeout: float

@@ -339,7 +339,7 @@ def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
 
 
-def serve(port: int, addr: str = "0.0.0.0") -> int:
+def serve(port: int, addr: str = "127.0.0.1") -> int:
     """Start a worker's /metrics HTTP server in a daemon thread; return the port (0 picks a free one)."""
     server, _ = start_http_server(port, addr=addr)
     return server.server_address[1]

@@ -71,8 +71,8 @@ class PredictWorker:
 
     def serve_metrics(self) -> int:
         """Expose /metrics on ``config.metrics_port`` (0: a free port), logged and announced in the heartbeat."""
-        self.metrics_port = metrics.serve(self.config.metrics_port)
-        log.info("metrics on http://0.0.0.0:%d/metrics", self.metrics_port)
+        self.metrics_port = metrics.serve(self.config.metrics_port, self.config.metrics_host)
+        log.info("metrics on http://%s:%d/metrics", self.config.metrics_host, self.metrics_port)
         return self.metrics_port
 
     # -- main loop ---------------------------------------------------------

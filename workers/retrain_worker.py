@@ -50,8 +50,8 @@ def main(config: Config | None = None) -> int:
     worker = MeteredWorker([queue], connection=conn, serializer=retrain_trigger.SERIALIZER,
                            name=f"retrain-{socket.gethostname()}-{os.getpid()}")
     metrics.retrain()  # the series exist at zero before the first run
-    port = metrics.serve(config.metrics_port)
-    log.info("metrics on http://0.0.0.0:%d/metrics", port)
+    port = metrics.serve(config.metrics_port, config.metrics_host)
+    log.info("metrics on http://%s:%d/metrics", config.metrics_host, port)
     warm_up(config)
     log.info("retrain worker listening on queue %r", p.RETRAIN_QUEUE)
     worker.work(with_scheduler=False, logging_level=config.log_level)

@@ -60,3 +60,13 @@ def test_a_refused_model_is_counted_and_the_old_one_keeps_its_info(worker, metri
     assert after[("swagdigits_model_swap_failures_total", ())] - before.get(
         ("swagdigits_model_swap_failures_total", ()), 0) == 1
     assert after[("swagdigits_model_info", (("version", worker.holder.version),))] == 1
+
+
+def test_a_worker_serves_its_metrics_on_loopback_unless_told_otherwise(worker):
+    import psutil
+
+    port = worker.serve_metrics()
+    listening = [c.laddr for c in psutil.Process().net_connections(kind="tcp")
+                 if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+    assert listening and all(addr.ip == "127.0.0.1" for addr in listening), listening
+    assert "swagdigits_predictions_total" in requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
