@@ -13,7 +13,9 @@ Two Redis keys keep this true across processes:
   the others answer with the same job id.
 - ``RETRAIN_RUNNING_KEY`` names the job training now. A job takes it (waiting
   if another job still trains), and only then gives up the waiting slot, so a
-  trigger that arrives during training queues exactly one follow-up.
+  trigger that arrives during training queues exactly one follow-up. It is
+  a lease of ``LEASE_S`` renewed while the job trains, so a worker killed
+  outright blocks the next retraining for at most that long.
 
 The job is enqueued by dotted name, so the web tier never imports training code.
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -46,7 +49,10 @@ log = logging.getLogger(__name__)
 JOB_TIMEOUT_S = 30 * 60       # RQ kills a retraining that runs longer than this
 RESULT_TTL_S = 7 * 24 * 3600  # job results (the candidate's verdict) stay readable this long
 WAITING_TTL_S = 24 * 3600     # a waiting marker whose job vanished expires by itself
-RUNNING_TTL_S = JOB_TIMEOUT_S + 60
+# The running slot is a lease: the job renews it every LEASE_S / 3 while it
+# trains, so a retrain worker killed outright (SIGKILL of the whole worker,
+# nobody left to mark the job failed) frees it within LEASE_S.
+LEASE_S = 15
 ENQUEUE_GRACE_S = 30          # a marker this young may name a job still being enqueued
 
 SERIALIZER = JSONSerializer
@@ -56,6 +62,10 @@ _DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANC
 # Delete a key only if it still holds our value (a later job may own it by now).
 _COMPARE_AND_DELETE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_COMPARE_AND_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
 
@@ -136,7 +146,7 @@ def status(conn: redis.Redis) -> dict:
 @contextlib.contextmanager
 def running_slot(conn: redis.Redis, job_id: str, poll_s: float = 0.5):
     """Held by a retrain job while it trains: waits for the previous one, frees the waiting slot."""
-    while not conn.set(p.RETRAIN_RUNNING_KEY, job_id, nx=True, ex=RUNNING_TTL_S):
+    while not conn.set(p.RETRAIN_RUNNING_KEY, job_id, nx=True, ex=LEASE_S):
         holder = conn.get(p.RETRAIN_RUNNING_KEY)
         if holder and _ended(conn, holder.decode()):
             # Its work horse was killed (kill -9, OOM) before the finally below ran:
@@ -147,10 +157,24 @@ def running_slot(conn: redis.Redis, job_id: str, poll_s: float = 0.5):
             continue
         time.sleep(poll_s)
     _compare_and_delete(conn, p.RETRAIN_WAITING_KEY, job_id)
+    done = threading.Event()
+    renewer = threading.Thread(target=_renew_lease, args=(conn, job_id, done), name="retrain-lease",
+                               daemon=True)
+    renewer.start()
     try:
         yield
     finally:
+        done.set()
+        renewer.join()
         _compare_and_delete(conn, p.RETRAIN_RUNNING_KEY, job_id)
+
+
+def _renew_lease(conn: redis.Redis, job_id: str, done: threading.Event) -> None:
+    while not done.wait(LEASE_S / 3):
+        try:
+            conn.eval(_COMPARE_AND_RENEW, 1, p.RETRAIN_RUNNING_KEY, job_id, LEASE_S)
+        except redis.RedisError as exc:  # Redis away for a moment: the next renewal may still make it
+            log.warning("could not renew the retrain lease: %s", exc)
 
 
 def _ended(conn: redis.Redis, job_id: str) -> bool:

@@ -124,7 +124,7 @@ def test_a_retrain_killed_mid_training_publishes_nothing_and_frees_its_slot(stac
              "RQ to mark the killed job failed", stack.procs)
     assert {m["model_id"] for m in _models(url)} == before, "nothing published by the killed job"
 
-    # The next retraining runs at once (not after the slot's 31-minute TTL) and completes.
+    # The next retraining runs at once (not after the slot's lease) and completes.
     second = requests.post(url + "/api/retrain", headers=AUTH, timeout=5).json()["job_id"]
     assert second != first
     wait_for(lambda: _retrain_state(url) == {"waiting": None, "running": None},

@@ -48,3 +48,45 @@ def test_every_reader_of_the_retrain_queue_uses_json(redis_conn):
     assert job.kwargs == {"reason": "test"}
     depth, age = retrain_trigger.queue_stats(redis_conn)
     assert depth == 1 and age >= 0
+
+
+def _hold_slot_forever(url: str, job_id: str) -> None:
+    import time
+
+    import redis
+
+    with retrain_trigger.running_slot(redis.Redis.from_url(url), job_id):
+        while True:
+            time.sleep(1)
+
+
+def test_the_running_slot_is_renewed_while_held(redis_conn, monkeypatch):
+    import time
+
+    monkeypatch.setattr(retrain_trigger, "LEASE_S", 1)
+    with retrain_trigger.running_slot(redis_conn, "training-now"):
+        time.sleep(2.5)   # more than two leases
+        assert redis_conn.get(p.RETRAIN_RUNNING_KEY) == b"training-now"
+    assert redis_conn.get(p.RETRAIN_RUNNING_KEY) is None, "freed when the job ends"
+
+
+def test_a_retrain_worker_killed_outright_frees_the_slot_within_a_lease(redis_url, redis_conn, monkeypatch):
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    monkeypatch.setattr(retrain_trigger, "LEASE_S", 2)
+    holder = multiprocessing.get_context("fork").Process(target=_hold_slot_forever, args=(redis_url, "killed-job"))
+    holder.start()
+    deadline = time.monotonic() + 10
+    while redis_conn.get(p.RETRAIN_RUNNING_KEY) != b"killed-job" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(2.5)   # it holds the slot past its first lease
+    assert redis_conn.get(p.RETRAIN_RUNNING_KEY) == b"killed-job"
+    os.kill(holder.pid, signal.SIGKILL)     # nobody is left to free it or mark the job failed
+    holder.join()
+    started = time.monotonic()
+    with retrain_trigger.running_slot(redis_conn, "next-job", poll_s=0.1):
+        waited = time.monotonic() - started
+    assert waited < 2 + 1, f"the next retraining waited {waited:.1f}s"
