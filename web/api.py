@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request, url_for
 
 from shared.messaging import protocol as p
-from shared.messaging.predict_queue import QueueFull, is_job_id
+from shared.messaging.ids import is_id
+from shared.messaging.predict_queue import QueueFull
 from web.errors import ApiError
 from web.services import services
 from web.uploads import image_from_request
@@ -46,7 +47,7 @@ def predict():
 
 @bp.get("/jobs/<job_id>")
 def job_status(job_id: str):
-    status = services().queue.status(job_id) if is_job_id(job_id) else None
+    status = services().queue.status(job_id) if is_id(job_id) else None
     if status is None:
         response = jsonify({"job_id": job_id, "state": "unknown",
                             "error": "no such job (unknown id, or its result expired)"})

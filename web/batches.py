@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from flask_socketio import join_room, leave_room
 
 from shared.messaging import protocol as p
-from shared.messaging.batch_queue import is_batch_id
+from shared.messaging.ids import is_id
 from shared.images.upload import ImageRejected, bytes_from_text, inspect
 from web import rate_limit
 from web.errors import ApiError
@@ -48,7 +48,7 @@ def submit():
 @bp.get("/<batch_id>")
 def status(batch_id: str):
     queue = services().batches
-    progress = queue.progress(batch_id) if is_batch_id(batch_id) else None
+    progress = queue.progress(batch_id) if is_id(batch_id) else None
     if progress is None:
         raise ApiError("no such batch (unknown id, or its results expired)", 404)
     finished = progress.state == p.FINISHED
@@ -74,7 +74,7 @@ def subscribe(data):
     joining, so no event can fall between the answer and the first event.
     """
     batch_id = data.get("batch_id", "") if isinstance(data, dict) else ""
-    if not is_batch_id(batch_id):
+    if not is_id(batch_id):
         return {"error": "batch_id must be a batch id"}
     queue, room = services().batches, p.BATCH_ROOM.format(batch_id)
     if queue.progress(batch_id) is None:

@@ -15,7 +15,7 @@ from flask import Blueprint, jsonify, request
 from shared import metrics
 from shared.messaging import retrain_trigger
 from shared.help_store import HelpStore
-from shared.messaging.predict_queue import is_job_id
+from shared.messaging.ids import is_id
 from web.errors import ApiError
 from web.services import services
 from web.uploads import image_from_request, json_body
@@ -37,7 +37,7 @@ def add_help():
     label = _digit(fields.get("label"), "label", required=True)
     predicted = _digit(fields.get("predicted"), "predicted", required=False)
     job_id = fields.get("job_id") or None
-    if job_id is not None and not is_job_id(job_id):
+    if job_id is not None and not is_id(job_id):
         raise ApiError("'job_id' must be the 32-hex id a prediction returned", 400)
     image = image_from_request(request, s.limits)
     model_version = None

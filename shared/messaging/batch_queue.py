@@ -11,14 +11,13 @@ distinct indexes answered.
 from __future__ import annotations
 
 import json
-import re
 import time
-import uuid
 from dataclasses import dataclass
 
 import redis
 
 from shared.messaging import protocol as p
+from shared.messaging.ids import new_id
 from shared.messaging.streams import StreamGroup, autoclaim
 
 # ARGV: index1, result1, index2, result2, ...  Returns {done, total} or {-1, -1} if expired.
@@ -54,18 +53,6 @@ class Progress:
     total: int
 
 
-_BATCH_ID = re.compile(r"[0-9a-f]{32}")
-
-
-def new_batch_id() -> str:
-    return uuid.uuid4().hex
-
-
-def is_batch_id(value) -> bool:
-    """Whether ``value`` has the shape of an id ``new_batch_id`` makes (checked before any Redis lookup)."""
-    return isinstance(value, str) and _BATCH_ID.fullmatch(value) is not None
-
-
 class BatchQueue:
     def __init__(self, conn: redis.Redis, chunk_size: int = 32, ttl: int = 86400):
         self.conn = conn
@@ -82,7 +69,7 @@ class BatchQueue:
         Everything is written in one MULTI/EXEC, so a failure queues nothing.
         Returns the batch id and when its results expire (unix seconds).
         """
-        batch_id = new_batch_id()
+        batch_id = new_id()
         now = time.time()
         expires_at = int(now + self.ttl)
         meta_key, results_key = p.BATCH_KEY.format(batch_id), p.BATCH_RESULTS_KEY.format(batch_id)

@@ -14,14 +14,13 @@ retried (``reclaim_stale``).
 """
 from __future__ import annotations
 
-import re
 import time
-import uuid
 from dataclasses import dataclass, replace
 
 import redis
 
 from shared.messaging import protocol as p
+from shared.messaging.ids import new_id
 from shared.messaging.streams import StreamGroup, autoclaim
 
 _ENQUEUE_LUA = """
@@ -51,18 +50,6 @@ class Job:
     deliveries: int = 1
 
 
-_JOB_ID = re.compile(r"[0-9a-f]{32}")
-
-
-def new_job_id() -> str:
-    return uuid.uuid4().hex
-
-
-def is_job_id(value) -> bool:
-    """Whether ``value`` has the shape of an id ``new_job_id`` makes (checked before any Redis lookup)."""
-    return isinstance(value, str) and _JOB_ID.fullmatch(value) is not None
-
-
 class PredictQueue:
     """Both ends of the prediction stream; web and workers share this one definition."""
 
@@ -77,7 +64,7 @@ class PredictQueue:
     def submit(self, image: bytes, limit: int, room: str = "", wants_reply: bool = True,
                job_id: str | None = None) -> str:
         """Queue one drawing; raise QueueFull when ``limit`` drawings already wait."""
-        job_id = job_id or new_job_id()
+        job_id = job_id or new_id()
         self.group.ensure()
         depth = self._enqueue(
             keys=[self.stream, p.JOB_KEY.format(job_id)],
