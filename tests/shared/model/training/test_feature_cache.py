@@ -52,6 +52,7 @@ def small_fixed(monkeypatch):
     monkeypatch.setattr(training, "_CACHE", {})
     monkeypatch.setattr(training, "AUGMENT_COPIES", 1)
     monkeypatch.setattr(training, "SYNTHETIC_COUNT", 20)
+    monkeypatch.setattr(training, "SCAN_COUNT", 40)
     return training
 
 
@@ -65,7 +66,7 @@ def test_the_fixed_set_is_computed_once_then_read_back_identical(small_fixed, tm
     assert training.prepare_fixed(tmp_path) == "memory"
     train, test = training.shipped_digits()
     extra = training._fixed_extra()
-    assert len(extra.y) == len(train.y) + 20
+    assert len(extra.y) == len(train.y) + 20 + len(training.scan_sets()[0].y)
     _forget(monkeypatch)
 
     def no_recompute(*a, **k):
@@ -87,12 +88,14 @@ def test_a_changed_fingerprint_recomputes(small_fixed, tmp_path, monkeypatch):
     _forget(monkeypatch)
     monkeypatch.setattr(training, "SYNTHETIC_COUNT", 30)   # as if the code had changed
     assert training.prepare_fixed(tmp_path) == "computed"
-    assert len(training._fixed_extra().y) == len(training.shipped_digits()[0].y) + 30
+    assert len(training._fixed_extra().y) == (len(training.shipped_digits()[0].y) + 30
+                                              + len(training.scan_sets()[0].y))
     second = {p.name for p in tmp_path.glob("fixed-*.npz")}
     assert len(second) == 1 and second != first, "the stale file is replaced"
 
 
 @pytest.mark.parametrize("edited", ["model/features.py", "model/training/synthetic.py",
+                                    "model/training/scans.py",
                                     "model/training/fitting.py", "images/ink.py", "images/drawing.py"])
 def test_an_edited_source_file_changes_the_fixed_fingerprint(small_fixed, tmp_path, monkeypatch, edited):
     for name in feature_cache.FIXED_SOURCES:
