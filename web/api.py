@@ -28,8 +28,11 @@ def submit_drawing(image: bytes, room: str = "", wants_reply: bool = True) -> st
 def predict():
     s = services()
     image = image_from_request(request, s.limits)
-    wait = request.args.get("wait", "1") not in ("0", "false", "no")
-    job_id = submit_drawing(image, room=request.args.get("sid", ""), wants_reply=wait)
+    wait = _wait_flag(request.args.get("wait", "1"))
+    sid = request.args.get("sid", "")
+    if len(sid) > 64:
+        raise ApiError("sid is not a Socket.IO session id", 400)
+    job_id = submit_drawing(image, room=sid, wants_reply=wait)
     if not wait:
         status_url = url_for("api.job_status", job_id=job_id)
         response = jsonify({"job_id": job_id, "state": p.QUEUED, "status_url": status_url})
@@ -43,6 +46,13 @@ def predict():
     if "error" in reply:
         raise ApiError(reply["error"], int(reply.get("status", 422)))
     return jsonify(reply)
+
+
+def _wait_flag(value: str) -> bool:
+    """``wait=1`` (the default) waits for the answer, ``wait=0`` does not; anything else is a 400."""
+    if value not in ("0", "1"):
+        raise ApiError("wait must be 0 (answer at once with the job id) or 1 (wait for the answer)", 400)
+    return value == "1"
 
 
 @bp.get("/jobs/<job_id>")
