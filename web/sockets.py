@@ -64,8 +64,10 @@ def init_app(app: Flask, client_manager: python_socketio.Manager | None = None) 
     server = socketio.server
     server.eio.on("message", _disconnect_on_bad_packets(server))
     app.wsgi_app = _EngineIOErrors(app.wsgi_app)
+    # A deadline's room is a socket this process holds (``on_predict`` watches its own
+    # caller): emit to it directly, not through Redis, which may be the thing that hangs.
     s.deadlines = ReplyDeadlines(
-        s.queue, lambda event, data, room: server.emit(event, data, to=room, namespace="/"),
+        s.queue, lambda event, data, room: server.emit(event, data, to=room, namespace="/", ignore_queue=True),
         config.predict_timeout)
 
 
@@ -188,6 +190,8 @@ def on_predict(data=None):
 
 
 def _fail(seq, message: str, status: int) -> dict:
+    """Tell the caller's own socket, held by this process: straight to it, not through
+    Redis's message queue, so a Redis that hangs cannot hold the answer back."""
     body = {"seq": seq, "error": message, "status": status}
-    emit(p.EVENT_PREDICTION_ERROR, body)
+    emit(p.EVENT_PREDICTION_ERROR, body, ignore_queue=True)
     return body
