@@ -120,11 +120,17 @@ SPEC: dict = {
             "operationId": "predict", "summary": "predict one drawing (waits for the answer unless wait=0)",
             "parameters": [{"name": "wait", "in": "query", "schema": {"type": "string", "enum": ["0", "1"]}},
                            {"name": "sid", "in": "query", "schema": {"type": "string", "maxLength": 64},
-                            "description": "Socket.IO session that should also receive the answer"}],
+                            "description": "Socket.IO session that should also receive the answer; "
+                                           "needs that socket's secret in X-Socket-Secret"},
+                           {"name": "X-Socket-Secret", "in": "header", "schema": {"type": "string"},
+                            "description": "the secret the socket's 'session' event carried on connect"}],
             "requestBody": _IMAGE_BODY,
             "responses": {"200": _linked(_json("Prediction", "the answer"), _TO_JOB),
                           "202": _linked(_json("Queued", "queued (wait=0): job_id and status_url"), _TO_JOB),
-                          "400": _E400, "403": _E403_CROSS, "413": _E413, "415": _E415, "422": _E422,
+                          "400": _E400,
+                          "403": _error("sid names a socket and X-Socket-Secret is not its secret, or the "
+                                        "request came from another site's page"),
+                          "413": _E413, "415": _E415, "422": _E422,
                           "429": _E429, "503": _E503, "504": _error("no worker answered in time")}}},
         "/api/jobs/{job_id}": {"get": {
             "operationId": "getJob", "summary": "state of a queued prediction",

@@ -26,6 +26,7 @@ from shared.messaging.connection import connect
 from shared.messaging.predict_queue import PredictQueue
 from shared.model.store import ModelRegistry
 from web.rate_limit import HELP, PREDICT, RateLimiter
+from web.socket_secrets import SocketSecrets
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -47,6 +48,7 @@ class Services:
     help_store: HelpStore
     registry: ModelRegistry
     rate_limiter: RateLimiter
+    socket_secrets: SocketSecrets
     deadlines: "ReplyDeadlines | None" = None          # set by web.sockets.init_app
     metrics_registry: "CollectorRegistry | None" = None  # set by web.metrics.init_app
 
@@ -69,7 +71,8 @@ class Services:
                    registry=ModelRegistry(config.model_dir),
                    rate_limiter=RateLimiter(conn, config.rate_limit_window,
                                             {PREDICT: config.rate_limit_predict,
-                                             HELP: config.rate_limit_help}))
+                                             HELP: config.rate_limit_help}),
+                   socket_secrets=SocketSecrets(conn))
 
 
 def services() -> Services:

@@ -4,7 +4,10 @@ Each browser is in a room named by its sid (Flask-SocketIO's default). A
 drawing sent with the ``predict`` event is validated like an HTTP upload and
 queued tagged with that room; the predict worker that answers it emits
 ``prediction`` to the room through the Redis message queue (``shared.messaging.push``),
-so whichever web process holds the browser's connection delivers it. Bad
+so whichever web process holds the browser's connection delivers it. On
+connect each socket gets a ``session`` event ``{sid, secret}``: an HTTP
+prediction may name the socket (``?sid=``) only with that secret
+(``web.socket_secrets``). Bad
 drawings, a full queue, Redis trouble and a worker that never answers all come
 back as ``prediction_error`` ``{seq?, job_id?, error, status}``.
 
@@ -161,6 +164,21 @@ def _seq(data: object):
     if isinstance(seq, bool) or not isinstance(seq, (int, str)):
         return None
     return seq if isinstance(seq, int) else seq[:64]
+
+
+@socketio.on("connect")
+def on_connect(auth=None):
+    """Hand the new socket its secret (``web.socket_secrets``), straight to it, never through Redis.
+
+    Without Redis there is no key to sign with: the socket still connects and
+    predicts over Socket.IO, it just gets no secret for ``POST /api/predict?sid=``.
+    """
+    try:
+        secret = services().socket_secrets.issue(request.sid)
+    except redis.RedisError as exc:
+        log.warning("no socket secret issued (Redis unavailable: %s)", type(exc).__name__)
+        return
+    emit(p.EVENT_SESSION, {"sid": request.sid, "secret": secret}, ignore_queue=True)
 
 
 @socketio.on(p.EVENT_PREDICT)
