@@ -27,6 +27,10 @@ SETTINGS: dict[str, Setting] = {
     "redis_url": Setting("REDIS_URL", "redis://127.0.0.1:6379/0", str,
                          "Redis server for queues, results and Socket.IO messages. "
                          "`swagdigits up` starts a private one when this is unset."),
+    "redis_timeout": Setting("SWAGDIGITS_REDIS_TIMEOUT", "0.5", float,
+                             "Seconds the web tier waits for Redis to connect or answer one command "
+                             "before answering 503 (a Redis that hangs is noticed this fast); a "
+                             "request waiting for its answer waits SWAGDIGITS_PREDICT_TIMEOUT plus this."),
     "data_dir": Setting("SWAGDIGITS_DATA_DIR", ".", Path,
                         "Base folder for models/, help_data/ and the embedded Redis."),
     "model_dir": Setting("SWAGDIGITS_MODEL_DIR", "", Path,
@@ -130,6 +134,7 @@ def is_set(name: str, environ: dict[str, str] | None = None) -> bool:
 @dataclass(frozen=True)
 class Config:
     redis_url: str
+    redis_timeout: float
     data_dir: Path
     model_dir: Path
     help_dir: Path
@@ -195,8 +200,9 @@ class Config:
                      "rate_limit_window"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{SETTINGS[name].env} must be positive")
-        if self.predict_timeout <= 0:
-            raise ConfigError(f"{SETTINGS['predict_timeout'].env} must be positive")
+        for name in ("predict_timeout", "redis_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{SETTINGS[name].env} must be positive")
         if self.retrain_threshold < 0:
             raise ConfigError(f"{SETTINGS['retrain_threshold'].env} must be 0 or more")
         for name in ("gate_max_guard_loss", "gate_max_class_loss"):

@@ -9,6 +9,7 @@ from shared.messaging.ids import is_id
 from shared.messaging.predict_queue import QueueFull
 from web.errors import ApiError
 from web.services import services
+from web.socket_secrets import SECRET_HEADER
 from web.uploads import image_from_request
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -28,8 +29,9 @@ def submit_drawing(image: bytes, room: str = "", wants_reply: bool = True) -> st
 def predict():
     s = services()
     image = image_from_request(request, s.limits)
-    wait = request.args.get("wait", "1") not in ("0", "false", "no")
-    job_id = submit_drawing(image, room=request.args.get("sid", ""), wants_reply=wait)
+    wait = _wait_flag(request.args.get("wait", "1"))
+    sid = _owned_sid(s)
+    job_id = submit_drawing(image, room=sid, wants_reply=wait)
     if not wait:
         status_url = url_for("api.job_status", job_id=job_id)
         response = jsonify({"job_id": job_id, "state": p.QUEUED, "status_url": status_url})
@@ -43,6 +45,26 @@ def predict():
     if "error" in reply:
         raise ApiError(reply["error"], int(reply.get("status", 422)))
     return jsonify(reply)
+
+
+def _owned_sid(s) -> str:
+    """The ``sid`` whose socket gets the answer, only with that socket's secret (``web.socket_secrets``)."""
+    sid = request.args.get("sid", "")
+    if not sid:
+        return ""
+    if len(sid) > 64:
+        raise ApiError("sid is not a Socket.IO session id", 400)
+    if not s.socket_secrets.check(sid, request.headers.get(SECRET_HEADER, "")):
+        raise ApiError(f"answers go only to your own socket: send the secret its 'session' event gave "
+                       f"you in {SECRET_HEADER}", 403)
+    return sid
+
+
+def _wait_flag(value: str) -> bool:
+    """``wait=1`` (the default) waits for the answer, ``wait=0`` does not; anything else is a 400."""
+    if value not in ("0", "1"):
+        raise ApiError("wait must be 0 (answer at once with the job id) or 1 (wait for the answer)", 400)
+    return value == "1"
 
 
 @bp.get("/jobs/<job_id>")

@@ -1,7 +1,15 @@
 """Bearer-token check for operator routes (retrain, promote, rollback) and operator views.
 
 Off unless ``SWAGDIGITS_ADMIN_TOKEN`` is set: a service started without one
-cannot have its models changed over HTTP at all (403), rather than being open.
+cannot have its models changed over HTTP at all, rather than being open. The
+answers follow RFC 9110 so standard clients and API testers read them right:
+
+- operator routes off (no token configured): 404, whatever is sent; the
+  routes do not exist in this configuration, and no credential could help;
+- no ``Authorization`` header (or not a bearer token): 401 with
+  ``WWW-Authenticate: Bearer``, saying what to send;
+- a wrong token: 403.
+
 The token is compared in constant time so response timing does not leak it.
 """
 from __future__ import annotations
@@ -15,10 +23,14 @@ from web.errors import ApiError
 from web.services import services
 
 
-def check_admin() -> None:
+OFF_MESSAGE = "operator routes are off: set SWAGDIGITS_ADMIN_TOKEN to use them"
+
+
+def check_admin(off_status: int = 404) -> None:
+    """Refuse the request unless it carries the operator token; ``off_status`` when there is none to carry."""
     token = services().config.admin_token
     if not token:
-        raise ApiError("operator routes are off: set SWAGDIGITS_ADMIN_TOKEN to use them", 403)
+        raise ApiError(OFF_MESSAGE, off_status)
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given:
         raise ApiError("send 'Authorization: Bearer <SWAGDIGITS_ADMIN_TOKEN>'", 401,
@@ -31,7 +43,7 @@ def is_operator() -> bool:
     """Whether the caller sent the operator token; a wrong token is refused, not taken as anonymous."""
     if "Authorization" not in request.headers:
         return False
-    check_admin()
+    check_admin(off_status=403)  # the route exists; only its operator view is off
     return True
 
 

@@ -51,9 +51,12 @@ def status(batch_id: str):
     progress = queue.progress(batch_id) if is_id(batch_id) else None
     if progress is None:
         raise ApiError("no such batch (unknown id, or its results expired)", 404)
+    fmt = request.args.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise ApiError("format must be 'csv' (or left out for JSON)", 400)
     finished = progress.state == p.FINISHED
     results = queue.results(batch_id) if finished else None
-    if request.args.get("format") == "csv":
+    if fmt == "csv":
         if not finished:
             raise ApiError(f"batch is {progress.state} ({progress.done}/{progress.total}); "
                            "CSV is available once it has finished", 409)
@@ -102,7 +105,7 @@ def _raw_items() -> list:
     """Images as sent, in order: base64 strings from JSON, or bytes from file parts."""
     if request.mimetype == "application/json":
         images = json_body(request).get("images")
-        if not isinstance(images, list):
+        if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
             raise ApiError("JSON body needs an 'images' list of data URLs or base64 strings", 400)
         return images
     if request.mimetype == "multipart/form-data":

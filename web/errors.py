@@ -46,7 +46,10 @@ def register(app: Flask) -> None:
     def _http_error(exc: HTTPException):
         if exc.code == 413:
             return error_response("request body is too large", 413)
-        return error_response(exc.description or exc.name, exc.code or 500)
+        # Keep the exception's own headers: a 405 must say which methods are allowed
+        # (``Allow``, RFC 9110 15.5.6); the body is ours, so its Content-Type is too.
+        headers = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}
+        return error_response(exc.description or exc.name, exc.code or 500, headers)
 
     @app.errorhandler(redis.RedisError)
     def _redis_down(exc: redis.RedisError):

@@ -34,10 +34,11 @@ def help_store() -> HelpStore:
 def add_help():
     s = services()
     fields = _fields()
-    label = _digit(fields.get("label"), "label", required=True)
-    predicted = _digit(fields.get("predicted"), "predicted", required=False)
-    job_id = fields.get("job_id") or None
-    if job_id is not None and not is_id(job_id):
+    as_json = request.mimetype == "application/json"
+    label = _digit(fields.get("label"), "label", required=True, as_json=as_json)
+    predicted = _digit(fields.get("predicted"), "predicted", required=False, as_json=as_json)
+    job_id = fields.get("job_id")
+    if job_id is not None and not (isinstance(job_id, str) and is_id(job_id)):
         raise ApiError("'job_id' must be the 32-hex id a prediction returned", 400)
     image = image_from_request(request, s.limits)
     model_version = None
@@ -71,14 +72,20 @@ def _fields() -> dict:
     raise ApiError("send JSON {\"image\", \"label\"} or multipart/form-data with 'file' and 'label'", 415)
 
 
-def _digit(value, name: str, required: bool) -> int | None:
-    """A digit 0-9 given as a JSON integer or (multipart) a one-digit string."""
-    if value is None or value == "":
+def _digit(value, name: str, required: bool, as_json: bool) -> int | None:
+    """A digit 0-9 given as a JSON integer (null: not given) or, in a multipart form, a one-digit string.
+
+    A JSON string is refused, as the OpenAPI document says: what the document
+    admits and what the service accepts are the same set.
+    """
+    if value is None or (value == "" and not as_json):
         if required:
             raise ApiError(f"'{name}' is required: the digit 0-9 the drawing shows", 400)
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 3.0 is the integer 3 in JSON Schema, as in the OpenAPI document
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9:
         return value
-    if isinstance(value, str) and _DIGIT.fullmatch(value.strip()):
+    if not as_json and isinstance(value, str) and _DIGIT.fullmatch(value.strip()):
         return int(value.strip())
     raise ApiError(f"'{name}' must be an integer 0-9", 400)

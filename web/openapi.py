@@ -2,8 +2,15 @@
 
 Written by hand, next to the routes it describes; ``tests/web/test_openapi.py``
 fails when a route under /api, /helpdata, /healthz or /readyz is added or
-removed without updating it, and ``tests/web/test_fuzz.py`` generates hostile
-requests from it. Every error anywhere is the same JSON ``Error`` object.
+removed without updating it, ``tests/web/test_fuzz.py`` generates hostile
+requests from it, and ``tests/integration/test_schemathesis.py`` runs the
+standard OpenAPI tester (every check, stateful phase) against a real stack.
+Every error anywhere is the same JSON ``Error`` object.
+
+The document admits only what the service accepts (an empty image or an
+empty batch is refused, so the schema says ``minLength``/``minItems``), and
+its links (predict -> job, batch -> batch status, model list -> promote) let
+a tester, or a client generator, follow an answer to the resource it names.
 """
 from __future__ import annotations
 
@@ -38,102 +45,166 @@ _E422 = _error("the image data is corrupt (found by the worker while decoding)")
 _E429 = _error("this client sent too many requests in the rate-limit window", retry_after=True)
 _E503 = _error("the queue is full or Redis is unavailable", retry_after=True)
 _E507 = _error("storage is full")
-_E401 = _error("no bearer token sent")
-_E403 = _error("operator routes are off, the token is wrong, or the request came from another "
-               "site's page")
+_E401 = {**_error("no bearer token sent"),
+         "headers": {"WWW-Authenticate": {"schema": {"type": "string"},
+                                          "description": "Bearer realm=\"swagdigits\""}}}
+_E403 = _error("the token is wrong, or the request came from another site's page")
+_E403_VIEW = _error("the token is wrong, or the operator view is off (no SWAGDIGITS_ADMIN_TOKEN "
+                    "configured) and a token was sent anyway")
+_E404_OFF = _error("operator routes are off: the service runs without SWAGDIGITS_ADMIN_TOKEN")
 _E403_CROSS = _error("the request came from another site's page (Origin or Sec-Fetch-Site)")
 _E404 = _error("unknown id (or its result expired)")
+
+# An image as JSON text: a PNG/JPEG data URL or bare base64, never empty. The pattern
+# admits exactly what the service decodes (padded base64, at least one 4-character
+# group); that the bytes really are a PNG or JPEG is beyond JSON Schema (415 if not).
+_B64_IMAGE = {"type": "string", "minLength": 4,
+              "pattern": r"^(data:image/(png|jpeg);base64,)?([A-Za-z0-9+/]{4})*"
+                         r"([A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)$",
+              "contentEncoding": "base64", "contentMediaType": "image/png",
+              "description": "data:image/png;base64,... or bare base64 PNG/JPEG"}
+_IMAGE_PARTS = {"contentType": "image/png, image/jpeg"}
+# A drawn 3 at 28x28 (transparent background, the page's ink): the examples below are
+# requests the service answers with a prediction, so testers reach the success paths.
+EXAMPLE_PNG = ("data:image/png;base64,"
+               "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAYAAAByDd+UAAACw0lEQVR42s1WvWsUURD/zeyZS0zu3s4meGn8SiIYEFJoIRHRziIQ"
+               "bGxS2eVfSCwsLAz+CWohgq2FAb+wkBSCoKLBQgsJQgqJEG43QVyPuxmbF13P3GcSceCxj32/2fnY+b0Z4B8LdYhnr0MAzC/dC8fY"
+               "r07PuoowAFADAOfcESI6QURFM9s0s/dJknyux+3EIANQ59xJZr5KRNNEv1XMDGa2qKrXkiR5s4Xv1iADUBGZAnCfmfOq+lJVnxLR"
+               "VzM7wMwXmPm0qlbM7FIcx4vtGG1YHCJyKIoii6JIRWRmO6CIzIjIDxH5VigUjvkguNn/aSSWz+eZiI6b2UIcx/c8PsgUCqdputzX"
+               "17fOzBeJyNI0fewxO67eoEEmglKp1B+G4WYYhh8ztGmYulb/eCui7SrQAOja2loK4DuAQoaj1I1B84a0zomcd6QHgDnnJph5iIje"
+               "emzgdf+SXBepNQBVv68NDAwMMfNNIiJVvd1KOdfhNWilUqm/UqlMm9kmEQ0DmGPmUVW9G8fxgybp79hgAKBaqVRmgiC4ZWa/yK+q"
+               "z8vl8uV2qjPoNJ35fB4Axs3snaquAjgK4HBvb+/+NE2f+Qhtz9pNGIZnRWRlcHDQRGS2VSDUhQ3KPBlAtVgsjuVyuddmVlPV0SRJ"
+               "kkyBdUSLRlW61QerAHo2NjY+qeodZo6YedKfc7fEb4VTAAEzL/v9wWbZa4f4yJC50Tdqqjrh96uN0tmyekVkNoqiV865kcz7XN1C"
+               "sVgci6IoFpF151zY7D7lZqk0s33MfIqZn4jIpCd0NbtEZDIIgkdE5ABcSZIkbkaNdhrwdWae9919SVWXmPmLqg4z83kiOkdEqNVq"
+               "N+I4nms1arQ1YojIlJnNM/OZ+hFDVV8Q0UK5XH640xHjD6N+iBph5nEzGySidVX9kCTJSj1uNyRo4hx1ckX+t4PwrslP8CgaWkLK"
+               "4fwAAAAASUVORK5CYII=")
 
 _IMAGE_BODY = {
     "required": True,
     "content": {
         "application/json": {"schema": {
             "type": "object", "required": ["image"],
-            "properties": {"image": {"type": "string",
-                                     "description": "data:image/png;base64,... or bare base64 PNG/JPEG"}}}},
+            "properties": {"image": _B64_IMAGE}},
+            "example": {"image": EXAMPLE_PNG}},
         "multipart/form-data": {"schema": {
             "type": "object", "required": ["file"],
-            "properties": {"file": {"type": "string", "format": "binary"}}}},
+            "properties": {"file": {"type": "string", "format": "binary", "minLength": 1}}},
+            "encoding": {"file": _IMAGE_PARTS}},
     },
 }
 
 _DIGIT = {"type": "integer", "minimum": 0, "maximum": 9}
 _HEX32 = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
 _ADMIN = [{"bearer": []}]
+# OpenAPI links: from an answer naming a resource to the operation that reads it.
+_TO_JOB = {"GetJob": {"operationId": "getJob", "parameters": {"job_id": "$response.body#/job_id"}}}
+_TO_BATCH = {"GetBatch": {"operationId": "getBatch", "parameters": {"batch_id": "$response.body#/batch_id"}}}
+_TO_PROMOTE = {"PromoteProduction": {"operationId": "promoteModel",
+                                     "parameters": {"model_id": "$response.body#/production"}}}
+
+
+def _linked(response: dict, links: dict) -> dict:
+    return {**response, "links": links}
 
 SPEC: dict = {
     "openapi": "3.1.0",
     "info": {"title": "SwagDigitClassifier3000", "version": "1",
              "description": "Handwritten-digit recognition. Every error is JSON {error, status}."},
     "paths": {
-        "/healthz": {"get": {"summary": "the process is up",
+        "/healthz": {"get": {"operationId": "healthz", "summary": "the process is up",
                              "responses": {"200": _object("ok")}}},
-        "/readyz": {"get": {"summary": "Redis answers and a live predict worker serves a model",
+        "/readyz": {"get": {"operationId": "readyz", "summary": "Redis answers and a live predict worker serves a model",
                             "responses": {"200": _object("ready"),
                                           "503": _object("not ready; `missing` names what is not there")}}},
         "/api/predict": {"post": {
-            "summary": "predict one drawing (waits for the answer unless wait=0)",
+            "operationId": "predict", "summary": "predict one drawing (waits for the answer unless wait=0)",
             "parameters": [{"name": "wait", "in": "query", "schema": {"type": "string", "enum": ["0", "1"]}},
                            {"name": "sid", "in": "query", "schema": {"type": "string", "maxLength": 64},
-                            "description": "Socket.IO session that should also receive the answer"}],
+                            "description": "Socket.IO session that should also receive the answer; "
+                                           "needs that socket's secret in X-Socket-Secret"},
+                           {"name": "X-Socket-Secret", "in": "header", "schema": {"type": "string"},
+                            "description": "the secret the socket's 'session' event carried on connect"}],
             "requestBody": _IMAGE_BODY,
-            "responses": {"200": _json("Prediction", "the answer"),
-                          "202": _object("queued (wait=0): job_id and status_url"),
-                          "400": _E400, "403": _E403_CROSS, "413": _E413, "415": _E415, "422": _E422,
+            "responses": {"200": _linked(_json("Prediction", "the answer"), _TO_JOB),
+                          "202": _linked(_json("Queued", "queued (wait=0): job_id and status_url"), _TO_JOB),
+                          "400": _E400,
+                          "403": _error("sid names a socket and X-Socket-Secret is not its secret, or the "
+                                        "request came from another site's page"),
+                          "413": _E413, "415": _E415, "422": _E422,
                           "429": _E429, "503": _E503, "504": _error("no worker answered in time")}}},
         "/api/jobs/{job_id}": {"get": {
-            "summary": "state of a queued prediction",
+            "operationId": "getJob", "summary": "state of a queued prediction",
             "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": _HEX32}],
             "responses": {"200": _object("queued, started, finished (result) or failed (error)"),
                           "404": _object("unknown or expired job"), "503": _E503}}},
         "/helpdata": {
-            "post": {"summary": "a drawing with the digit it really shows (training data)",
+            "post": {"operationId": "addHelpData",
+                     "summary": "a drawing with the digit it really shows (training data)",
                      "requestBody": {"required": True, "content": {
                          "application/json": {"schema": {
                              "type": "object", "required": ["image", "label"],
-                             "properties": {"image": {"type": "string"}, "label": _DIGIT,
-                                            "predicted": _DIGIT, "job_id": _HEX32}}},
+                             "properties": {"image": _B64_IMAGE, "label": _DIGIT,
+                                            "predicted": {**_DIGIT, "type": ["integer", "null"]},
+                                            "job_id": {**_HEX32, "type": ["string", "null"]}}},
+                             "example": {"image": EXAMPLE_PNG, "label": 3}},
                          "multipart/form-data": {"schema": {
                              "type": "object", "required": ["file", "label"],
-                             "properties": {"file": {"type": "string", "format": "binary"},
-                                            "label": {"type": "string", "pattern": "^[0-9]$"}}}}}},
+                             "properties": {"file": {"type": "string", "format": "binary", "minLength": 1},
+                                            "label": {"type": "string", "pattern": "^[0-9]$"}}},
+                             "encoding": {"file": _IMAGE_PARTS}}}},
                      "responses": {"201": _object("stored"), "200": _object("already stored"),
                                    "400": _E400, "403": _E403_CROSS, "413": _E413, "415": _E415,
                                    "429": _E429, "503": _E503, "507": _E507}},
-            "get": {"summary": "help images not yet trained on",
+            "get": {"operationId": "helpDataSummary", "summary": "help images not yet trained on",
                     "responses": {"200": _object("pending count and retrain threshold"), "503": _E503}}},
-        "/api/models": {"get": {"summary": "model versions, their states and which workers serve them "
+        "/api/models": {"get": {"operationId": "listModels",
+                                "summary": "model versions, their states and which workers serve them "
                                            "(with the admin token: library versions and live workers too)",
-                                "responses": {"200": _object("models"), "401": _E401, "403": _E403,
-                                              "503": _E503}}},
-        "/api/retrain": {"post": {"summary": "queue a retraining (operator)", "security": _ADMIN,
+                                "responses": {"200": _linked(_object("models"), _TO_PROMOTE),
+                                              "401": _E401, "403": _E403_VIEW, "503": _E503}}},
+        "/api/retrain": {"post": {"operationId": "retrain", "summary": "queue a retraining (operator)",
+                                  "security": _ADMIN,
                                   "responses": {"202": _object("queued or joined"), "401": _E401,
-                                                "403": _E403, "503": _E503}}},
+                                                "403": _E403, "404": _E404_OFF, "503": _E503}}},
         "/api/models/{model_id}/promote": {"post": {
-            "summary": "make a version production (operator)", "security": _ADMIN,
+            "operationId": "promoteModel", "summary": "make a version production (operator)", "security": _ADMIN,
             "parameters": [{"name": "model_id", "in": "path", "required": True,
                             "schema": {"type": "string", "maxLength": 64}}],
-            "responses": {"200": _object("promoted"), "401": _E401, "403": _E403, "404": _E404,
+            "responses": {"200": _object("promoted"), "401": _E401, "403": _E403,
+                          "404": _error("no such model, or operator routes are off (the service runs "
+                                        "without SWAGDIGITS_ADMIN_TOKEN)"),
                           "503": _E503, "507": _E507}}},
         "/api/models/rollback": {"post": {
-            "summary": "re-promote the previous production version (operator)", "security": _ADMIN,
-            "responses": {"200": _object("rolled back"), "401": _E401, "403": _E403,
+            "operationId": "rollbackModel", "summary": "re-promote the previous production version (operator)", "security": _ADMIN,
+            "responses": {"200": _object("rolled back"), "401": _E401, "403": _E403, "404": _E404_OFF,
                           "409": _error("nothing to roll back to"), "503": _E503, "507": _E507}}},
         "/api/batches": {"post": {
-            "summary": "predict many images; answers at once with a batch id",
+            "operationId": "submitBatch", "summary": "predict many images; answers at once with a batch id",
             "requestBody": {"required": True, "content": {
                 "application/json": {"schema": {
                     "type": "object", "required": ["images"],
-                    "properties": {"images": {"type": "array", "items": {"type": "string"}}}}},
-                "multipart/form-data": {"schema": {"type": "object", "additionalProperties": {
-                    "type": "string", "format": "binary"}}}}},
-            "responses": {"202": _object("batch queued"), "400": _E400, "403": _E403_CROSS,
+                    "properties": {"images": {"type": "array", "items": {"type": "string"}, "minItems": 1}}},
+                    "example": {"images": [EXAMPLE_PNG, EXAMPLE_PNG]}},
+                # any number of file parts, each one image (the part name is free; `file` here)
+                "multipart/form-data": {"schema": {
+                    "type": "object", "required": ["file"],
+                    "properties": {"file": {"type": "array", "minItems": 1,
+                                            # an empty or unreadable part is that image's error entry
+                                            "items": {"type": "string", "format": "binary"}}}},
+                    "encoding": {"file": _IMAGE_PARTS}}}},
+            "responses": {"202": _linked(_object("batch queued: batch_id, size, invalid, status_url, "
+                                                 "expires_at"), _TO_BATCH), "400": _E400, "403": _E403_CROSS,
                           "413": _E413, "415": _E415, "429": _E429, "503": _E503}}},
         "/api/batches/{batch_id}": {"get": {
-            "summary": "a batch's progress, and its results once finished (JSON or format=csv)",
+            "operationId": "getBatch", "summary": "a batch's progress, and its results once finished (JSON or format=csv)",
             "parameters": [{"name": "batch_id", "in": "path", "required": True, "schema": _HEX32},
-                           {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["csv"]}}],
-            "responses": {"200": _object("progress and results"), "404": _E404,
+                           {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]},
+                            "description": "csv: the results as CSV (409 until finished); json (default)"}],
+            "responses": {"200": {"description": "progress and results (JSON), or the results as CSV "
+                                                 "with format=csv",
+                                  "content": {"application/json": {"schema": {"type": "object"}},
+                                              "text/csv": {"schema": {"type": "string"}}}},
+                          "400": _error("format is neither json nor csv"), "404": _E404,
                           "409": _error("CSV asked for before the batch finished"), "503": _E503}}},
     },
     "components": {
@@ -142,6 +213,9 @@ SPEC: dict = {
         "schemas": {
             "Error": {"type": "object", "required": ["error", "status"],
                       "properties": {"error": {"type": "string"}, "status": {"type": "integer"}}},
+            "Queued": {"type": "object", "required": ["job_id", "status_url"],
+                       "properties": {"job_id": _HEX32, "state": {"type": "string"},
+                                      "status_url": {"type": "string"}}},
             "Prediction": {"type": "object",
                            "required": ["job_id", "digit", "probabilities", "model_version"],
                            "properties": {"job_id": _HEX32, "digit": _DIGIT,

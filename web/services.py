@@ -1,7 +1,12 @@
 """Everything a request handler needs beyond Flask, in one container per app.
 
 Built once by the app factory (tests pass one built on fakeredis) and kept
-under one ``app.extensions`` key; the parts that need the Socket.IO server or
+under one ``app.extensions`` key. ``conn`` serves the request path: its
+commands give up after ``SWAGDIGITS_REDIS_TIMEOUT``, so a Redis that hangs
+becomes a 503 within a second (``web.errors``). The two things that
+legitimately take longer get clients of their own, with the same connect
+timeout: the blocking wait for a worker's answer (``SWAGDIGITS_PREDICT_TIMEOUT``
+plus that margin) and a batch's one large write. The parts that need the Socket.IO server or
 the metrics collectors (reply deadlines, the exposition registry) are filled
 in by the modules that own them while the app is built.
 """
@@ -21,6 +26,7 @@ from shared.messaging.connection import connect
 from shared.messaging.predict_queue import PredictQueue
 from shared.model.store import ModelRegistry
 from web.rate_limit import HELP, PREDICT, RateLimiter
+from web.socket_secrets import SocketSecrets
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -28,6 +34,8 @@ if TYPE_CHECKING:
     from web.deadlines import ReplyDeadlines
 
 EXTENSION_KEY = "swagdigits"
+# Seconds the largest batch (SWAGDIGITS_BATCH_MAX_BYTES in one MULTI/EXEC) may take to write.
+BULK_WRITE_S = 10.0
 
 
 @dataclass
@@ -40,20 +48,31 @@ class Services:
     help_store: HelpStore
     registry: ModelRegistry
     rate_limiter: RateLimiter
+    socket_secrets: SocketSecrets
     deadlines: "ReplyDeadlines | None" = None          # set by web.sockets.init_app
     metrics_registry: "CollectorRegistry | None" = None  # set by web.metrics.init_app
 
     @classmethod
     def connect(cls, config: Config, conn: redis.Redis | None = None) -> "Services":
-        conn = conn if conn is not None else connect(config.redis_url)
-        return cls(config=config, conn=conn, queue=PredictQueue(conn, result_ttl=config.result_ttl),
-                   batches=BatchQueue(conn, config.batch_chunk_size, config.batch_ttl),
+        """Clients for ``config.redis_url``, or ``conn`` for both (tests: fakeredis)."""
+        if conn is not None:
+            reply_conn = bulk_conn = conn
+        else:
+            margin = config.redis_timeout
+            conn = connect(config.redis_url, socket_timeout=margin, connect_timeout=margin)
+            reply_conn = connect(config.redis_url, socket_timeout=config.predict_timeout + margin,
+                                 connect_timeout=margin)
+            bulk_conn = connect(config.redis_url, socket_timeout=BULK_WRITE_S, connect_timeout=margin)
+        return cls(config=config, conn=conn,
+                   queue=PredictQueue(conn, result_ttl=config.result_ttl, reply_conn=reply_conn),
+                   batches=BatchQueue(conn, config.batch_chunk_size, config.batch_ttl, bulk_conn=bulk_conn),
                    limits=ImageLimits.from_config(config),
                    help_store=HelpStore(config.help_dir, conn),
                    registry=ModelRegistry(config.model_dir),
                    rate_limiter=RateLimiter(conn, config.rate_limit_window,
                                             {PREDICT: config.rate_limit_predict,
-                                             HELP: config.rate_limit_help}))
+                                             HELP: config.rate_limit_help}),
+                   socket_secrets=SocketSecrets(conn))
 
 
 def services() -> Services:

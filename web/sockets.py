@@ -4,7 +4,10 @@ Each browser is in a room named by its sid (Flask-SocketIO's default). A
 drawing sent with the ``predict`` event is validated like an HTTP upload and
 queued tagged with that room; the predict worker that answers it emits
 ``prediction`` to the room through the Redis message queue (``shared.messaging.push``),
-so whichever web process holds the browser's connection delivers it. Bad
+so whichever web process holds the browser's connection delivers it. On
+connect each socket gets a ``session`` event ``{sid, secret}``: an HTTP
+prediction may name the socket (``?sid=``) only with that secret
+(``web.socket_secrets``). Bad
 drawings, a full queue, Redis trouble and a worker that never answers all come
 back as ``prediction_error`` ``{seq?, job_id?, error, status}``.
 
@@ -64,8 +67,10 @@ def init_app(app: Flask, client_manager: python_socketio.Manager | None = None) 
     server = socketio.server
     server.eio.on("message", _disconnect_on_bad_packets(server))
     app.wsgi_app = _EngineIOErrors(app.wsgi_app)
+    # A deadline's room is a socket this process holds (``on_predict`` watches its own
+    # caller): emit to it directly, not through Redis, which may be the thing that hangs.
     s.deadlines = ReplyDeadlines(
-        s.queue, lambda event, data, room: server.emit(event, data, to=room, namespace="/"),
+        s.queue, lambda event, data, room: server.emit(event, data, to=room, namespace="/", ignore_queue=True),
         config.predict_timeout)
 
 
@@ -161,6 +166,21 @@ def _seq(data: object):
     return seq if isinstance(seq, int) else seq[:64]
 
 
+@socketio.on("connect")
+def on_connect(auth=None):
+    """Hand the new socket its secret (``web.socket_secrets``), straight to it, never through Redis.
+
+    Without Redis there is no key to sign with: the socket still connects and
+    predicts over Socket.IO, it just gets no secret for ``POST /api/predict?sid=``.
+    """
+    try:
+        secret = services().socket_secrets.issue(request.sid)
+    except redis.RedisError as exc:
+        log.warning("no socket secret issued (Redis unavailable: %s)", type(exc).__name__)
+        return
+    emit(p.EVENT_SESSION, {"sid": request.sid, "secret": secret}, ignore_queue=True)
+
+
 @socketio.on(p.EVENT_PREDICT)
 def on_predict(data=None):
     """Queue the drawing for this browser's room; the ack carries ``{seq, job_id}``."""
@@ -188,6 +208,8 @@ def on_predict(data=None):
 
 
 def _fail(seq, message: str, status: int) -> dict:
+    """Tell the caller's own socket, held by this process: straight to it, not through
+    Redis's message queue, so a Redis that hangs cannot hold the answer back."""
     body = {"seq": seq, "error": message, "status": status}
-    emit(p.EVENT_PREDICTION_ERROR, body)
+    emit(p.EVENT_PREDICTION_ERROR, body, ignore_queue=True)
     return body

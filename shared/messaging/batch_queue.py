@@ -54,8 +54,12 @@ class Progress:
 
 
 class BatchQueue:
-    def __init__(self, conn: redis.Redis, chunk_size: int = 32, ttl: int = 86400):
+    def __init__(self, conn: redis.Redis, chunk_size: int = 32, ttl: int = 86400,
+                 bulk_conn: redis.Redis | None = None):
+        """``bulk_conn`` (default ``conn``) writes a whole batch: a timeout fit for one
+        command is too short for up to SWAGDIGITS_BATCH_MAX_BYTES in one MULTI/EXEC."""
         self.conn = conn
+        self.bulk_conn = bulk_conn if bulk_conn is not None else conn
         self.chunk_size = chunk_size
         self.ttl = ttl
         self.stream = p.BATCH_STREAM
@@ -78,7 +82,7 @@ class BatchQueue:
         valid = [(i, item) for i, item in enumerate(items) if not isinstance(item, str)]
         state = p.FINISHED if len(errors) == len(items) else p.QUEUED
         self.group.ensure()
-        pipe = self.conn.pipeline(transaction=True)
+        pipe = self.bulk_conn.pipeline(transaction=True)
         pipe.hset(meta_key, mapping={"state": state, "total": len(items), "done": len(errors),
                                      "created_at": f"{now:.3f}", "expires_at": expires_at})
         pipe.expireat(meta_key, expires_at)

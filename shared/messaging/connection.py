@@ -1,4 +1,13 @@
-"""Opening Redis connections with timeouts, so an outage fails fast instead of hanging."""
+"""Opening Redis connections with timeouts, so an outage fails fast instead of hanging.
+
+A Redis that refuses connections is noticed at once; one that hangs (stopped,
+swapping, wedged) accepts connections in the kernel and then never answers,
+so only a socket timeout notices it. The web tier passes a short one
+(``SWAGDIGITS_REDIS_TIMEOUT``, 0.5 s by default) for its request-path commands,
+so a hanging Redis costs a request half a second and a 503, not the 10 s the
+workers' default allows; blocking reads (BLPOP for an answer) get a client of
+their own whose timeout is the read's own wait plus that margin.
+"""
 from __future__ import annotations
 
 import redis
@@ -9,12 +18,17 @@ CONNECT_TIMEOUT_S = 2.0
 SOCKET_TIMEOUT_S = 10.0
 
 
-def connect(url: str, max_connections: int = 256, socket_timeout: float | None = SOCKET_TIMEOUT_S) -> redis.Redis:
+def connect(url: str, max_connections: int = 256, socket_timeout: float | None = SOCKET_TIMEOUT_S,
+            connect_timeout: float = CONNECT_TIMEOUT_S) -> redis.Redis:
+    """A client whose commands give up after ``socket_timeout`` s (None: wait forever).
+
+    ``connect_timeout`` bounds opening a connection and waiting for a free one in the pool.
+    """
     pool = redis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
-        timeout=CONNECT_TIMEOUT_S,
-        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        timeout=connect_timeout,
+        socket_connect_timeout=connect_timeout,
         socket_timeout=socket_timeout,
         socket_keepalive=True,
         health_check_interval=30,

@@ -53,8 +53,12 @@ class Job:
 class PredictQueue:
     """Both ends of the prediction stream; web and workers share this one definition."""
 
-    def __init__(self, conn: redis.Redis, stream: str = p.PREDICT_STREAM, result_ttl: int = 300):
+    def __init__(self, conn: redis.Redis, stream: str = p.PREDICT_STREAM, result_ttl: int = 300,
+                 reply_conn: redis.Redis | None = None):
+        """``reply_conn`` (default ``conn``) serves the blocking wait for an answer: its socket
+        timeout must outlast the wait, which a short request-path timeout does not."""
         self.conn = conn
+        self.reply_conn = reply_conn if reply_conn is not None else conn
         self.stream = stream
         self.result_ttl = result_ttl
         self._enqueue = conn.register_script(_ENQUEUE_LUA)
@@ -76,7 +80,7 @@ class PredictQueue:
 
     def wait_reply(self, job_id: str, timeout: float) -> dict | None:
         """Block until the worker pushes the answer, or return None after ``timeout`` s."""
-        got = self.conn.blpop([p.REPLY_KEY.format(job_id)], timeout=timeout)
+        got = self.reply_conn.blpop([p.REPLY_KEY.format(job_id)], timeout=timeout)
         return None if got is None else p.parse_reply(got[1])
 
     def status(self, job_id: str) -> dict | None:

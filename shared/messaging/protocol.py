@@ -35,6 +35,7 @@ WORKER_KEY = PREFIX + ":worker:{}"    # hash: pid, role, model_version, metrics_
 BOOTSTRAP_LOCK = PREFIX + ":lock:bootstrap-model"
 RATE_KEY = PREFIX + ":rate:{}:{}:{}"  # int (TTL): requests of kind, client hash, window number
 RATE_SALT_KEY = PREFIX + ":rate:salt"  # string: salt of the client-address hashes in RATE_KEY
+SOCKET_SECRET_KEY = PREFIX + ":socket:key"  # string: HMAC key of the per-socket secrets (web.socket_secrets)
 MODEL_EVENTS_CHANNEL = f"{PREFIX}:events:model"
 # Redis pub/sub channel Flask-SocketIO's message queue and shared.messaging.push agree on.
 SOCKETIO_CHANNEL = f"{PREFIX}:socketio"
@@ -42,6 +43,7 @@ SOCKETIO_CHANNEL = f"{PREFIX}:socketio"
 REPLY_TTL_S = 30
 
 # Socket.IO events (server -> browser unless noted).
+EVENT_SESSION = "session"               # server -> browser on connect: {sid, secret} (web.socket_secrets)
 EVENT_PREDICT = "predict"               # browser -> server: {"image", "seq"?}
 EVENT_PREDICTION = "prediction"         # {job_id, digit, probabilities, model_version, timings}
 EVENT_PREDICTION_ERROR = "prediction_error"  # {job_id?, error, status}

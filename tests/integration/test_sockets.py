@@ -30,10 +30,24 @@ class Browser:
     def __init__(self, url: str, transports=("websocket",)):
         self.sio = socketio.Client(reconnection=False)
         self.got: list[tuple[str, dict]] = []
+        self.session: dict = {}
         self._cv = threading.Condition()
         for event in (p.EVENT_PREDICTION, p.EVENT_PREDICTION_ERROR):
             self.sio.on(event, lambda data, event=event: self._record(event, data))
+        self.sio.on(p.EVENT_SESSION, self._on_session)
         self.sio.connect(url, transports=list(transports), wait_timeout=WAIT_S)
+
+    def _on_session(self, data: dict) -> None:
+        with self._cv:
+            self.session = data
+            self._cv.notify_all()
+
+    def secret(self) -> str:
+        """The secret this socket was handed on connect (``session`` event)."""
+        with self._cv:
+            assert self._cv.wait_for(lambda: self.session, WAIT_S), "no session event"
+            assert self.session["sid"] == self.sid
+            return self.session["secret"]
 
     def _record(self, event: str, data: dict) -> None:
         with self._cv:
@@ -79,8 +93,14 @@ def test_each_browser_gets_only_its_own_answers_whichever_web_process_holds_it(s
         assert set(result) >= {"job_id", "digit", "probabilities", "model_version", "timings"}
         assert b.wait_for(job_b)[1]["digit"] == 7
 
-        # HTTP to web process B, tagged with a socket held by web process A.
-        res = requests.post(f"{url_b}/api/predict?sid={a.sid}&wait=0", json={"image": data_url(8)}, timeout=5)
+        # HTTP to web process B, tagged with a socket held by web process A: only with
+        # the secret A handed that socket; B's own socket's secret, or none, is a 403.
+        for headers in ({}, {"X-Socket-Secret": b.secret()}):
+            refused = requests.post(f"{url_b}/api/predict?sid={a.sid}&wait=0", json={"image": data_url(8)},
+                                    headers=headers, timeout=5)
+            assert refused.status_code == 403 and refused.json()["status"] == 403, headers
+        res = requests.post(f"{url_b}/api/predict?sid={a.sid}&wait=0", json={"image": data_url(8)},
+                            headers={"X-Socket-Secret": a.secret()}, timeout=5)
         assert res.status_code == 202
         job_http = res.json()["job_id"]
         assert a.wait_for(job_http)[1]["digit"] == 8
@@ -187,7 +207,8 @@ def test_malformed_packets_over_long_polling_log_one_short_line(stack):
         s = requests.Session()
         sid = json.loads(s.get(base, timeout=WAIT_S).text[1:])["sid"]
         assert s.post(f"{base}&sid={sid}", data="40", timeout=WAIT_S).ok
-        assert s.get(f"{base}&sid={sid}", timeout=WAIT_S).text.startswith("40{")
+        # the connect ack, after the socket's 'session' event (web.socket_secrets)
+        assert any(packet.startswith("40{") for packet in s.get(f"{base}&sid={sid}", timeout=WAIT_S).text.split("\x1e"))
         return s, f"{base}&sid={sid}"
 
     s, session_url = session()

@@ -104,3 +104,10 @@ def test_unknown_routes_and_methods_answer_json(client):
     assert client.get("/api/nope").json["status"] == 404
     res = client.get("/api/predict")
     assert res.status_code == 405 and res.is_json
+
+
+def test_wait_takes_only_0_or_1_and_sid_is_bounded(client, app):
+    for query in ("wait=null", "wait=false", "wait=", "sid=" + "s" * 65):
+        res = client.post(f"/api/predict?{query}", json={"image": data_url(digit_png(2))})
+        assert res.status_code == 400 and res.json["status"] == 400, query
+    assert app.extensions["swagdigits"].queue.depth() == 0

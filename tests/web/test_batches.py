@@ -88,3 +88,8 @@ def test_a_body_over_the_batch_limit_is_413(app, client, fake_conn):
 def test_unknown_batches_are_404(client):
     assert client.get("/api/batches/" + "0" * 32).status_code == 404
     assert client.get("/api/batches/nope").status_code == 404
+
+
+def test_a_json_batch_item_that_is_not_a_string_is_a_malformed_request(client, batches):
+    res = client.post("/api/batches", json={"images": [b64(digit_png(1)), {}]})
+    assert res.status_code == 400 and res.json["status"] == 400

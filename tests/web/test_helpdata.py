@@ -101,3 +101,13 @@ def test_reaching_the_threshold_queues_exactly_one_retrain(app, fake_conn, web_c
     queue = retrain_trigger.retrain_queue(fake_conn)
     assert queue.job_ids == [job_ids[2]]
     assert queue.fetch_job(job_ids[2]).func_name == p.RETRAIN_JOB_FUNC
+
+
+def test_json_fields_are_taken_as_the_openapi_document_types_them(client):
+    """JSON integers (3.0 is one), null for an unknown prediction; a JSON string is not a digit."""
+    image = _data_url(digit_png(5))
+    assert client.post("/helpdata", json={"image": image, "label": 5.0, "predicted": None}).status_code == 201
+    for bad in ({"label": "5"}, {"label": 5, "predicted": ""}, {"label": 5, "job_id": ""},
+                {"label": 5, "job_id": 7}, {"label": 5.5}):
+        res = client.post("/helpdata", json={"image": image, **bad})
+        assert res.status_code == 400 and res.json["status"] == 400, bad

@@ -57,7 +57,16 @@ def test_models_are_listed_with_state_metrics_and_which_is_live(admin_client, mo
 @pytest.mark.parametrize("method, path", [("post", "/api/retrain"), ("post", "/api/models/rollback"),
                                           ("post", "/api/models/abc/promote")])
 def test_operator_routes_are_off_without_a_configured_token(client, method, path):
-    res = getattr(client, method)(path, headers=AUTH)
+    """Off is its own answer (404: the routes do not exist here), whatever the caller sends."""
+    for headers in (AUTH, {}):
+        res = getattr(client, method)(path, headers=headers)
+        assert res.status_code == 404 and "SWAGDIGITS_ADMIN_TOKEN" in res.json["error"], headers
+        assert "WWW-Authenticate" not in res.headers
+
+
+def test_the_operator_view_of_the_listing_is_refused_when_operator_routes_are_off(client):
+    assert client.get("/api/models").status_code == 200
+    res = client.get("/api/models", headers=AUTH)
     assert res.status_code == 403 and "SWAGDIGITS_ADMIN_TOKEN" in res.json["error"]
 
 

@@ -61,7 +61,10 @@ class Browser:
     def __init__(self, app):
         self.client = socketio.test_client(app)
         assert self.client.is_connected()
-        self.seen: list[dict] = []
+        received = self.client.get_received()
+        sessions = [m["args"][0] for m in received if m["name"] == p.EVENT_SESSION]
+        self.session: dict | None = sessions[0] if sessions else None
+        self.seen: list[dict] = [m for m in received if m["name"] != p.EVENT_SESSION]
 
     @property
     def sid(self) -> str:
@@ -209,3 +212,41 @@ def test_a_batch_id_with_a_trailing_newline_is_not_a_batch_id(browser, redis_con
     assert not [room for room in _rooms(browser) if room.startswith(p.BATCH_ROOM.format(""))]
     good = browser.client.emit(p.EVENT_SUBSCRIBE_BATCH, {"batch_id": batch_id}, callback=True)
     assert good["total"] == 1 and p.BATCH_ROOM.format(batch_id) in _rooms(browser)
+
+
+def _http_predict(app, sid: str, headers: dict):
+    return app.test_client().post(f"/api/predict?wait=0&sid={sid}", headers=headers,
+                                  json={"image": data_url(digit_png(5))})
+
+
+def test_each_socket_gets_its_own_secret_on_connect(app, browser):
+    other = Browser(app)
+    assert browser.session["sid"] == browser.sid and other.session["sid"] == other.sid
+    assert len(browser.session["secret"]) == 32 and browser.session["secret"] != other.session["secret"]
+    other.client.disconnect()
+
+
+def test_http_answers_go_to_a_socket_only_with_its_secret(app, browser, redis_conn, sock_config):
+    """Owner's secret: queued for that socket. Missing, wrong, or another socket's: 403, nothing queued."""
+    other = Browser(app)
+    for headers in ({}, {"X-Socket-Secret": "0" * 32}, {"X-Socket-Secret": other.session["secret"]}):
+        res = _http_predict(app, browser.sid, headers)
+        assert res.status_code == 403 and res.json["status"] == 403, headers
+        assert "X-Socket-Secret" in res.json["error"]
+    assert PredictQueue(redis_conn).depth() == 0
+    res = _http_predict(app, browser.sid, {"X-Socket-Secret": browser.session["secret"]})
+    assert res.status_code == 202, res.json
+    [job] = PredictQueue(redis_conn).claim("test", 10, block_ms=10)
+    assert (job.job_id, job.room) == (res.json["job_id"], browser.sid)
+    # Any web process checks it: another app on the same Redis accepts this secret too.
+    sid, secret = browser.sid, browser.session["secret"]
+    other.client.disconnect()
+    elsewhere = make_app(sock_config, redis_conn)
+    assert _http_predict(elsewhere, sid, {"X-Socket-Secret": secret}).status_code == 202
+
+
+def test_without_redis_a_socket_still_connects_but_gets_no_secret(sock_config):
+    dead = redis.Redis(port=free_port(), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
+    b = Browser(make_app(sock_config, dead))
+    assert b.client.is_connected() and b.session is None
+    b.client.disconnect()
