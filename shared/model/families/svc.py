@@ -11,6 +11,14 @@ exactly what libsvm's ``predict_proba`` computes:
 3. Wu, Lin & Weng's coupling (libsvm's ``multiclass_probability``) into one distribution.
 
 Any other estimator is not an SVC of this family: ``export`` refuses it.
+
+Training uses ``CalibratedSVC`` rather than ``SVC(probability=True)``: libsvm
+fits the Platt sigmoids of step 2 on decision values from a 5-fold cross-
+validation, five extra SVM fits that made up most of the training time (a
+fresh install's first model, every retraining). ``CalibratedSVC`` fits them
+on 2-fold cross-validated decision values (two SVCs on half the rows each,
+~0.3 of a full fit apiece), then trains the served SVC on all rows: about
+2.5x faster than libsvm's scheme, probabilities as good on the dev sets.
 """
 from __future__ import annotations
 
@@ -26,20 +34,30 @@ COMPILED_NAME = "compiled-svc.npz"
 _MIN_PROB = 1e-7
 
 
+def _is_rbf_svc(estimator) -> bool:
+    kind = type(estimator)
+    return (kind.__name__ == "SVC" and kind.__module__.startswith("sklearn.svm")
+            and estimator.kernel == "rbf" and len(estimator.classes_) >= 3)
+
+
+def _arrays(svc, prob_a: np.ndarray, prob_b: np.ndarray) -> dict[str, np.ndarray]:
+    return dict(support_vectors=svc.support_vectors_, n_support=svc.n_support_,
+                dual_coef=svc.dual_coef_, intercept=svc.intercept_, prob_a=np.asarray(prob_a),
+                prob_b=np.asarray(prob_b), gamma=np.array(svc._gamma), classes=svc.classes_)
+
+
 def export(estimator, path) -> bool:
     """Write ``estimator`` as a compiled SVC to ``path`` (or a file object); False if it is not one."""
-    kind = type(estimator)
-    if kind.__name__ != "SVC" or not kind.__module__.startswith("sklearn.svm"):
+    if isinstance(estimator, CalibratedSVC):
+        arrays = estimator.arrays()
+    elif _is_rbf_svc(estimator) and estimator.probability:
+        with warnings.catch_warnings():
+            # scikit-learn 1.9 deprecates probA_/probB_ with probability=True.
+            warnings.simplefilter("ignore", FutureWarning)
+            arrays = _arrays(estimator, estimator.probA_, estimator.probB_)
+    else:
         return False
-    if estimator.kernel != "rbf" or not estimator.probability or len(estimator.classes_) < 3:
-        return False
-    with warnings.catch_warnings():
-        # scikit-learn 1.9 deprecates probA_/probB_ with probability=True (see shared/model/training/fitting.py).
-        warnings.simplefilter("ignore", FutureWarning)
-        prob_a, prob_b = estimator.probA_, estimator.probB_
-    np.savez(path, support_vectors=estimator.support_vectors_, n_support=estimator.n_support_,
-             dual_coef=estimator.dual_coef_, intercept=estimator.intercept_,
-             prob_a=prob_a, prob_b=prob_b, gamma=np.array(estimator._gamma), classes=estimator.classes_)
+    np.savez(path, **arrays)
     return True
 
 
@@ -122,23 +140,144 @@ def _couple(pairwise: np.ndarray, k: int) -> np.ndarray:
     return p
 
 
+def _sigmoid_train(dec: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
+    """Platt's sigmoid P(positive | dec) = 1 / (1 + exp(A dec + B)), fitted as libsvm's
+    ``sigmoid_train`` does (regularised targets, Newton's method with backtracking)."""
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    target = np.where(positive, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
+    a, b = 0.0, float(np.log((n_neg + 1.0) / (n_pos + 1.0)))
+
+    def loss(a, b):
+        f = dec * a + b
+        return float(np.sum(np.where(f >= 0, target * f + np.log1p(np.exp(-np.abs(f))),
+                                     (target - 1.0) * f + np.log1p(np.exp(-np.abs(f))))))
+
+    value = loss(a, b)
+    for _ in range(100):
+        f = dec * a + b
+        p = np.where(f >= 0, np.exp(-np.abs(f)) / (1.0 + np.exp(-np.abs(f))),
+                     1.0 / (1.0 + np.exp(-np.abs(f))))
+        q = 1.0 - p
+        d2 = p * q
+        h11 = 1e-12 + float(np.sum(dec * dec * d2))
+        h22 = 1e-12 + float(np.sum(d2))
+        h21 = float(np.sum(dec * d2))
+        d1 = target - p
+        g1, g2 = float(np.sum(dec * d1)), float(np.sum(d1))
+        if abs(g1) < 1e-5 and abs(g2) < 1e-5:
+            break
+        det = h11 * h22 - h21 * h21
+        da = -(h22 * g1 - h21 * g2) / det
+        db = -(-h21 * g1 + h11 * g2) / det
+        gd = g1 * da + g2 * db
+        step = 1.0
+        while step >= 1e-10:
+            new = loss(a + step * da, b + step * db)
+            if new < value + 1e-4 * step * gd:
+                a, b, value = a + step * da, b + step * db, new
+                break
+            step /= 2.0
+        else:
+            break
+    return a, b
+
+
+class CalibratedSVC:
+    """An RBF SVC with Platt probabilities calibrated on held-out rows (see the module docstring).
+
+    scikit-learn-style: ``fit(X, y, sample_weight)``, ``predict_proba``,
+    ``predict``, ``classes_``. Its probabilities are the compiled SVC's, so
+    training scores a candidate exactly as a worker will serve it.
+    """
+
+    def __init__(self, C: float = 10.0, cache_size: float = 1000.0, folds: int = 2,
+                 random_state: int = 0):
+        self.C = C
+        self.cache_size = cache_size
+        self.folds = folds
+        self.random_state = random_state
+
+    def _svc(self, gamma: float):
+        from sklearn.svm import SVC
+
+        return SVC(kernel="rbf", C=self.C, gamma=gamma, cache_size=self.cache_size)
+
+    def fit(self, X, y, sample_weight=None) -> "CalibratedSVC":
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y)
+        gamma = 1.0 / (X.shape[1] * X.var()) if X.var() > 0 else 1.0   # gamma="scale", fixed for every fit
+        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        fold = self._folds(y)
+        classes = np.unique(y)
+        dec = np.zeros((len(y), len(classes) * (len(classes) - 1) // 2))
+        for k in range(self.folds):
+            train = fold != k
+            probe = self._svc(gamma).fit(X[train], y[train], None if weights is None else weights[train])
+            if not np.array_equal(probe.classes_, classes):
+                raise ValueError("every class needs rows in every calibration fold")
+            dec[~train] = CompiledSVC(_arrays(probe, np.zeros(1), np.zeros(1))).decision_pairs(X[~train])
+        self.prob_a_, self.prob_b_ = self._sigmoids(dec, y, classes)
+        self.svc_ = self._svc(gamma).fit(X, y, sample_weight=weights)
+        self.classes_ = self.svc_.classes_
+        self._compiled = CompiledSVC(self.arrays())
+        return self
+
+    def _folds(self, y: np.ndarray) -> np.ndarray:
+        """Each row's calibration fold, every class spread evenly over the folds at random."""
+        rng = np.random.default_rng(self.random_state)
+        fold = np.zeros(len(y), dtype=np.int64)
+        for label in np.unique(y):
+            where = rng.permutation(np.flatnonzero(y == label))
+            fold[where] = np.arange(len(where)) % self.folds
+        return fold
+
+    @staticmethod
+    def _sigmoids(dec: np.ndarray, y: np.ndarray, classes: np.ndarray):
+        prob_a, prob_b = [], []
+        column = 0
+        for i in range(len(classes)):
+            for j in range(i + 1, len(classes)):
+                pair = (y == classes[i]) | (y == classes[j])
+                a, b = _sigmoid_train(dec[pair, column], y[pair] == classes[i])
+                prob_a.append(a)
+                prob_b.append(b)
+                column += 1
+        return np.array(prob_a), np.array(prob_b)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return _arrays(self.svc_, self.prob_a_, self.prob_b_)
+
+    def predict_proba(self, X) -> np.ndarray:
+        return self._compiled.predict_proba(X)
+
+    def predict(self, X) -> np.ndarray:
+        return self._compiled.predict(X)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_compiled", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "svc_" in state:
+            self._compiled = CompiledSVC(self.arrays())
+
+
 class SVCFamily(ModelFamily):
     name = "svc"
     pipeline = features.INK
 
     def build(self):
-        """RBF SVM with Platt-scaled probabilities.
+        """RBF SVM with Platt-scaled probabilities, calibrated on held-out rows.
 
-        scikit-learn 1.9 deprecates ``probability=True`` in favour of
-        ``CalibratedClassifierCV(SVC(), ensemble=False)``, but that wrapper costs
-        ~1.2 ms per single-drawing ``predict_proba`` against ~0.15 ms here;
-        revisit before scikit-learn 1.11 removes it.
+        Not ``SVC(probability=True)`` (five extra fits, deprecated in
+        scikit-learn 1.9) nor ``CalibratedClassifierCV`` (~1.2 ms per
+        single-drawing ``predict_proba`` against ~0.15 ms here). The 1 GB
+        kernel cache (default 200 MB) holds ~24,000 training rows.
         """
-        from sklearn.svm import SVC
-
-        # A 1 GB kernel cache (default 200 MB) fits ~24,000 training rows: measured 28 s -> 21 s.
-        return SVC(kernel="rbf", C=10.0, gamma="scale", probability=True, random_state=0,
-                   cache_size=1000)
+        return CalibratedSVC(C=10.0, cache_size=1000.0, random_state=0)
 
     def export(self, estimator) -> dict[str, bytes]:
         buffer = io.BytesIO()
