@@ -37,6 +37,16 @@ SETTINGS: dict[str, Setting] = {
     "port": Setting("SWAGDIGITS_PORT", "5000", int, "Port the web tier listens on."),
     "web_threads": Setting("SWAGDIGITS_WEB_THREADS", "64", int,
                            "Threads of the web process (each waiting request or socket holds one)."),
+    # Each open Socket.IO session holds a web thread (a WebSocket for its whole life, a
+    # long-polling session for each of its waiting GETs): without caps, 64 idle sockets
+    # from one address used every thread and /healthz stopped answering (issue 17).
+    "sockets_per_client": Setting("SWAGDIGITS_SOCKETS_PER_CLIENT", "20", int,
+                                  "Open Socket.IO connections one client address may hold in one web "
+                                  "process (a new one over it is refused with 429); 0: no cap."),
+    "http_threads": Setting("SWAGDIGITS_HTTP_THREADS", "16", int,
+                            "Web threads Socket.IO may never take: at most SWAGDIGITS_WEB_THREADS "
+                            "minus this many connections are open at once (503 above), so HTTP "
+                            "requests (/healthz, predictions) always find a thread."),
     "metrics_host": Setting("SWAGDIGITS_METRICS_HOST", "127.0.0.1", str,
                             "Address a worker serves /metrics on (0.0.0.0 where Prometheus runs elsewhere, "
                             "as in docker-compose.yaml)."),
@@ -136,6 +146,8 @@ class Config:
     host: str
     port: int
     web_threads: int
+    sockets_per_client: int
+    http_threads: int
     metrics_host: str
     metrics_port: int
     metrics_multiproc_dir: str
@@ -195,6 +207,11 @@ class Config:
                      "rate_limit_window"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{SETTINGS[name].env} must be positive")
+        if self.sockets_per_client < 0:
+            raise ConfigError(f"{SETTINGS['sockets_per_client'].env} must be 0 or more")
+        if not 0 < self.http_threads < self.web_threads:
+            raise ConfigError(f"{SETTINGS['http_threads'].env} must be at least 1 and less than "
+                              f"{SETTINGS['web_threads'].env}")
         if self.predict_timeout <= 0:
             raise ConfigError(f"{SETTINGS['predict_timeout'].env} must be positive")
         if self.retrain_threshold < 0:
@@ -215,6 +232,10 @@ class Config:
             raise ConfigError(f"{SETTINGS['retrain_nice'].env} must be in 0..19")
         if not 0.0 <= self.unsure_below <= 1.0:
             raise ConfigError(f"{SETTINGS['unsure_below'].env} must be in [0, 1]")
+
+    def socket_limit(self) -> int:
+        """How many Socket.IO connections one web process holds at most: its threads minus HTTP's."""
+        return self.web_threads - self.http_threads
 
     def origins(self) -> list[str]:
         """``SWAGDIGITS_ALLOWED_ORIGINS`` as a list (empty: the page's own origin only)."""

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from web.deadlines import ReplyDeadlines
+    from web.socket_caps import SocketCaps
 
 EXTENSION_KEY = "swagdigits"
 
@@ -41,6 +42,7 @@ class Services:
     registry: ModelRegistry
     rate_limiter: RateLimiter
     deadlines: "ReplyDeadlines | None" = None          # set by web.sockets.init_app
+    socket_caps: "SocketCaps | None" = None            # set by web.sockets.init_app
     metrics_registry: "CollectorRegistry | None" = None  # set by web.metrics.init_app
 
     @classmethod

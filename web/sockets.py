@@ -16,6 +16,9 @@ socket open, so one client could write megabytes of log a second. An
 undecodable Engine.IO frame closes its WebSocket with one line too; in a
 long-polling POST the engine itself catches it, and it is logged as one line
 (the session stays open: the engine gives no hook there).
+
+Connections are capped per client address and per process
+(``web/socket_caps.py``): each one holds a web thread, and HTTP must keep some.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from web.deadlines import ReplyDeadlines
 from web.api import submit_drawing
 from web.errors import ApiError
 from web.services import EXTENSION_KEY, services
+from web.socket_caps import SocketCaps, SocketCapsMiddleware, engine_hooks
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,13 @@ def init_app(app: Flask, client_manager: python_socketio.Manager | None = None) 
     server = socketio.server
     server.eio.on("message", _disconnect_on_bad_packets(server))
     app.wsgi_app = _EngineIOErrors(app.wsgi_app)
+    # Per-address and per-process connection caps, so sockets never take every web thread.
+    s.socket_caps = SocketCaps(config.sockets_per_client, config.socket_limit())
+    connect, disconnect = engine_hooks(s.socket_caps, server._handle_eio_connect,
+                                       server._handle_eio_disconnect)
+    server.eio.on("connect", connect)
+    server.eio.on("disconnect", disconnect)
+    app.wsgi_app = SocketCapsMiddleware(app.wsgi_app, s.socket_caps)
     s.deadlines = ReplyDeadlines(
         s.queue, lambda event, data, room: server.emit(event, data, to=room, namespace="/"),
         config.predict_timeout)
