@@ -118,6 +118,14 @@ SETTINGS: dict[str, Setting] = {
     "rate_limit_help": Setting("SWAGDIGITS_RATE_LIMIT_HELP", "60", int,
                                "Help images one client address may send per rate-limit window "
                                "(429 above); 0: no limit."),
+    # Help images are kept for good and every retraining reads them all: bound the disk
+    # they take in all, and how many one address may add a day (issue 17, finding 6).
+    "help_max_bytes": Setting("SWAGDIGITS_HELP_MAX_BYTES", str(1024 ** 3), int,
+                              "Disk the help data may take in all (normalised PNGs and their "
+                              "metadata); a new help image past it gets 507; 0: no limit."),
+    "help_client_quota": Setting("SWAGDIGITS_HELP_CLIENT_QUOTA", "1000", int,
+                                 "Help images one client address may add per day (UTC), beyond "
+                                 "the rate limit (429 + Retry-After above); 0: no limit."),
     "rate_limit_window": Setting("SWAGDIGITS_RATE_LIMIT_WINDOW", "60", int,
                                  "Length of the rate-limit window, in seconds."),
     "allowed_origins": Setting("SWAGDIGITS_ALLOWED_ORIGINS", "", str,
@@ -175,6 +183,8 @@ class Config:
     batch_ttl: int
     rate_limit_predict: int
     rate_limit_help: int
+    help_max_bytes: int
+    help_client_quota: int
     rate_limit_window: int
     allowed_origins: str
     unsure_below: float
@@ -223,7 +233,7 @@ class Config:
             raise ConfigError(f"{SETTINGS['promotion_tolerance'].env} must be in [0, 1)")
         if not 0.0 <= self.help_holdout_share < 1.0:
             raise ConfigError(f"{SETTINGS['help_holdout_share'].env} must be in [0, 1)")
-        for name in ("rate_limit_predict", "rate_limit_help"):
+        for name in ("rate_limit_predict", "rate_limit_help", "help_max_bytes", "help_client_quota"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{SETTINGS[name].env} must be 0 or more")
         if not 0.0 < self.help_weight <= 10.0:

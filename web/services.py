@@ -20,7 +20,7 @@ from shared.messaging.batch_queue import BatchQueue
 from shared.messaging.connection import connect
 from shared.messaging.predict_queue import PredictQueue
 from shared.model.store import ModelRegistry
-from web.rate_limit import HELP, PREDICT, RateLimiter
+from web.rate_limit import DAY_S, HELP, HELP_QUOTA, PREDICT, RateLimiter
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -41,6 +41,7 @@ class Services:
     help_store: HelpStore
     registry: ModelRegistry
     rate_limiter: RateLimiter
+    help_quota: RateLimiter                            # help images per address per day
     deadlines: "ReplyDeadlines | None" = None          # set by web.sockets.init_app
     socket_caps: "SocketCaps | None" = None            # set by web.sockets.init_app
     metrics_registry: "CollectorRegistry | None" = None  # set by web.metrics.init_app
@@ -51,11 +52,12 @@ class Services:
         return cls(config=config, conn=conn, queue=PredictQueue(conn, result_ttl=config.result_ttl),
                    batches=BatchQueue(conn, config.batch_chunk_size, config.batch_ttl),
                    limits=ImageLimits.from_config(config),
-                   help_store=HelpStore(config.help_dir, conn),
+                   help_store=HelpStore(config.help_dir, conn, max_bytes=config.help_max_bytes),
                    registry=ModelRegistry(config.model_dir),
                    rate_limiter=RateLimiter(conn, config.rate_limit_window,
                                             {PREDICT: config.rate_limit_predict,
-                                             HELP: config.rate_limit_help}))
+                                             HELP: config.rate_limit_help}),
+                   help_quota=RateLimiter(conn, DAY_S, {HELP_QUOTA: config.help_client_quota}))
 
 
 def services() -> Services:
