@@ -79,6 +79,9 @@ class HelpEntry:
     label: int
     sha256: str
     png: Path
+    client: str | None = None    # salted hash of the sender's address (None: not recorded)
+    trusted: bool = False        # stored by an operator (``swagdigits import``), not a web client
+    received_at: str = ""
 
 
 def image_id(sha256_hex: str) -> str:
@@ -99,7 +102,7 @@ class HelpStore:
     # -- writing -----------------------------------------------------------
     def add(self, image: bytes, label: int, *, predicted: int | None = None,
             model_version: str | None = None, job_id: str | None = None,
-            client: str = "") -> Added:
+            client: str = "", trusted: bool = False) -> Added:
         """Store a validated image under ``label`` unless the same image is already stored."""
         if label not in LABELS or isinstance(label, bool):
             raise ValueError(f"label must be 0-9, not {label!r}")
@@ -120,6 +123,8 @@ class HelpStore:
                   "received_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
                   "predicted": predicted, "model_version": model_version, "job_id": job_id,
                   "client": self._client_hash(client), "bytes": len(image)}
+        if trusted:
+            record["trusted"] = True
         meta = json.dumps(record, indent=1).encode()
         write_atomic(png.with_suffix(".json"), meta)
         write_atomic(png, image)
@@ -154,7 +159,8 @@ class HelpStore:
                 except (OSError, ValueError):
                     log.warning("help image %s has no readable metadata; skipped", png)
                     continue
-                found.append(HelpEntry(png.stem, label, meta["sha256"], png))
+                found.append(HelpEntry(png.stem, label, meta["sha256"], png, meta.get("client"),
+                                       meta.get("trusted") is True, meta.get("received_at", "")))
         return found
 
     def stored_bytes(self) -> int:
