@@ -7,6 +7,7 @@ with ``Config.from_env()`` and passes it down; nothing else reads
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -27,6 +28,13 @@ SETTINGS: dict[str, Setting] = {
     "redis_url": Setting("REDIS_URL", "redis://127.0.0.1:6379/0", str,
                          "Redis server for queues, results and Socket.IO messages. "
                          "`swagdigits up` starts a private one when this is unset."),
+    # Redis holds queues, results and counters in memory: without a cap a flood of them
+    # could take the host's memory (issue 17, finding 4). noeviction: a full Redis refuses
+    # writes (503 from the web tier) instead of silently dropping queued jobs or results.
+    "redis_maxmemory": Setting("SWAGDIGITS_REDIS_MAXMEMORY", "512mb", str,
+                               "Memory cap of the Redis `swagdigits up` starts (redis-server's "
+                               "maxmemory, policy noeviction: when full, writes are refused and "
+                               "the web tier answers 503); docker-compose.yaml sets the same."),
     "data_dir": Setting("SWAGDIGITS_DATA_DIR", ".", Path,
                         "Base folder for models/, help_data/ and the embedded Redis."),
     "model_dir": Setting("SWAGDIGITS_MODEL_DIR", "", Path,
@@ -161,6 +169,7 @@ def is_set(name: str, environ: dict[str, str] | None = None) -> bool:
 @dataclass(frozen=True)
 class Config:
     redis_url: str
+    redis_maxmemory: str
     data_dir: Path
     model_dir: Path
     help_dir: Path
@@ -233,6 +242,7 @@ class Config:
                      "rate_limit_window"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{SETTINGS[name].env} must be positive")
+        self.check_memory()
         if self.sockets_per_client < 0:
             raise ConfigError(f"{SETTINGS['sockets_per_client'].env} must be 0 or more")
         if not 0 < self.http_threads < self.web_threads:
@@ -264,6 +274,10 @@ class Config:
             raise ConfigError(f"{SETTINGS['retrain_nice'].env} must be in 0..19")
         if not 0.0 <= self.unsure_below <= 1.0:
             raise ConfigError(f"{SETTINGS['unsure_below'].env} must be in [0, 1]")
+
+    def check_memory(self) -> None:
+        if not re.fullmatch(r"[0-9]+(b|kb|mb|gb)?", self.redis_maxmemory.strip().lower()):
+            raise ConfigError(f"{SETTINGS['redis_maxmemory'].env} must be a size such as 512mb")
 
     def socket_limit(self) -> int:
         """How many Socket.IO connections one web process holds at most: its threads minus HTTP's."""

@@ -33,7 +33,7 @@ from shared.messaging import protocol as p
 from shared.images.upload import ImageRejected, bytes_from_text, inspect
 from web.deadlines import ReplyDeadlines
 from web.api import submit_drawing
-from web.errors import ApiError
+from web.errors import ApiError, redis_failure
 from web.services import EXTENSION_KEY, services
 from web.socket_caps import SocketCaps, SocketCapsMiddleware, engine_hooks
 
@@ -189,8 +189,8 @@ def on_predict(data=None):
     except (ApiError, ImageRejected) as exc:
         return _fail(seq, exc.message, exc.status)
     except redis.RedisError as exc:
-        log.warning("Redis unavailable: %s", type(exc).__name__)
-        return _fail(seq, "the queue is unavailable; try again shortly", 503)
+        message, status, _ = redis_failure(exc)
+        return _fail(seq, message, status)
     except Exception:
         log.exception("unexpected error handling a drawing")
         return _fail(seq, "internal error", 500)
