@@ -7,6 +7,7 @@ with ``Config.from_env()`` and passes it down; nothing else reads
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -31,6 +32,13 @@ SETTINGS: dict[str, Setting] = {
                              "Seconds the web tier waits for Redis to connect or answer one command "
                              "before answering 503 (a Redis that hangs is noticed this fast); a "
                              "request waiting for its answer waits SWAGDIGITS_PREDICT_TIMEOUT plus this."),
+    # Redis holds queues, results and counters in memory: without a cap a flood of them
+    # could take the host's memory (issue 17, finding 4). noeviction: a full Redis refuses
+    # writes (503 from the web tier) instead of silently dropping queued jobs or results.
+    "redis_maxmemory": Setting("SWAGDIGITS_REDIS_MAXMEMORY", "512mb", str,
+                               "Memory cap of the Redis `swagdigits up` starts (redis-server's "
+                               "maxmemory, policy noeviction: when full, writes are refused and "
+                               "the web tier answers 503); docker-compose.yaml sets the same."),
     "data_dir": Setting("SWAGDIGITS_DATA_DIR", ".", Path,
                         "Base folder for models/, help_data/ and the embedded Redis."),
     "model_dir": Setting("SWAGDIGITS_MODEL_DIR", "", Path,
@@ -41,6 +49,16 @@ SETTINGS: dict[str, Setting] = {
     "port": Setting("SWAGDIGITS_PORT", "5000", int, "Port the web tier listens on."),
     "web_threads": Setting("SWAGDIGITS_WEB_THREADS", "64", int,
                            "Threads of the web process (each waiting request or socket holds one)."),
+    # Each open Socket.IO session holds a web thread (a WebSocket for its whole life, a
+    # long-polling session for each of its waiting GETs): without caps, 64 idle sockets
+    # from one address used every thread and /healthz stopped answering (issue 17).
+    "sockets_per_client": Setting("SWAGDIGITS_SOCKETS_PER_CLIENT", "20", int,
+                                  "Open Socket.IO connections one client address may hold in one web "
+                                  "process (a new one over it is refused with 429); 0: no cap."),
+    "http_threads": Setting("SWAGDIGITS_HTTP_THREADS", "16", int,
+                            "Web threads Socket.IO may never take: at most SWAGDIGITS_WEB_THREADS "
+                            "minus this many connections are open at once (503 above), so HTTP "
+                            "requests (/healthz, predictions) always find a thread."),
     "metrics_host": Setting("SWAGDIGITS_METRICS_HOST", "127.0.0.1", str,
                             "Address a worker serves /metrics on (0.0.0.0 where Prometheus runs elsewhere, "
                             "as in docker-compose.yaml)."),
@@ -94,6 +112,19 @@ SETTINGS: dict[str, Setting] = {
     "help_weight": Setting("SWAGDIGITS_HELP_WEIGHT", "0.25", float,
                            "How much one help image counts in training, relative to one shipped "
                            "digit (below 1: new styles are learnt without forgetting others)."),
+    # One address must not be able to teach the model on its own (issue 17, finding 2):
+    # 100 pen-stroke 7s labelled 1 from one address made 41% of unseen 7s read as 1.
+    "help_client_max": Setting("SWAGDIGITS_HELP_CLIENT_MAX", "500", int,
+                               "Most help images one client address contributes to one retraining "
+                               "(its earliest; the rest are left out of that retraining, logged and "
+                               "counted); operator imports are not capped; 0: no cap."),
+    "help_contradiction_below": Setting("SWAGDIGITS_HELP_CONTRADICTION_BELOW", "0.05", float,
+                                        "A help image whose label production gives less than this "
+                                        "probability contradicts a confident answer ..."),
+    "help_corroborating_clients": Setting("SWAGDIGITS_HELP_CORROBORATING_CLIENTS", "3", int,
+                                          "... and is trained on only when at least this many client "
+                                          "addresses sent such contradictions for the same (label, "
+                                          "answer) pair; 1: always."),
     "retrain_nice": Setting("SWAGDIGITS_RETRAIN_NICE", "10", int,
                             "Niceness the retrain worker adds to itself so training never starves "
                             "prediction."),
@@ -112,6 +143,14 @@ SETTINGS: dict[str, Setting] = {
     "rate_limit_help": Setting("SWAGDIGITS_RATE_LIMIT_HELP", "60", int,
                                "Help images one client address may send per rate-limit window "
                                "(429 above); 0: no limit."),
+    # Help images are kept for good and every retraining reads them all: bound the disk
+    # they take in all, and how many one address may add a day (issue 17, finding 6).
+    "help_max_bytes": Setting("SWAGDIGITS_HELP_MAX_BYTES", str(1024 ** 3), int,
+                              "Disk the help data may take in all (normalised PNGs and their "
+                              "metadata); a new help image past it gets 507; 0: no limit."),
+    "help_client_quota": Setting("SWAGDIGITS_HELP_CLIENT_QUOTA", "1000", int,
+                                 "Help images one client address may add per day (UTC), beyond "
+                                 "the rate limit (429 + Retry-After above); 0: no limit."),
     "rate_limit_window": Setting("SWAGDIGITS_RATE_LIMIT_WINDOW", "60", int,
                                  "Length of the rate-limit window, in seconds."),
     "allowed_origins": Setting("SWAGDIGITS_ALLOWED_ORIGINS", "", str,
@@ -135,12 +174,15 @@ def is_set(name: str, environ: dict[str, str] | None = None) -> bool:
 class Config:
     redis_url: str
     redis_timeout: float
+    redis_maxmemory: str
     data_dir: Path
     model_dir: Path
     help_dir: Path
     host: str
     port: int
     web_threads: int
+    sockets_per_client: int
+    http_threads: int
     metrics_host: str
     metrics_port: int
     metrics_multiproc_dir: str
@@ -160,6 +202,9 @@ class Config:
     gate_max_class_loss: float
     promotion_tolerance: float
     help_holdout_share: float
+    help_client_max: int
+    help_contradiction_below: float
+    help_corroborating_clients: int
     retrain_nice: int
     help_weight: float
     batch_max_images: int
@@ -168,6 +213,8 @@ class Config:
     batch_ttl: int
     rate_limit_predict: int
     rate_limit_help: int
+    help_max_bytes: int
+    help_client_quota: int
     rate_limit_window: int
     allowed_origins: str
     unsure_below: float
@@ -203,6 +250,12 @@ class Config:
         for name in ("predict_timeout", "redis_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{SETTINGS[name].env} must be positive")
+        self.check_memory()
+        if self.sockets_per_client < 0:
+            raise ConfigError(f"{SETTINGS['sockets_per_client'].env} must be 0 or more")
+        if not 0 < self.http_threads < self.web_threads:
+            raise ConfigError(f"{SETTINGS['http_threads'].env} must be at least 1 and less than "
+                              f"{SETTINGS['web_threads'].env}")
         if self.retrain_threshold < 0:
             raise ConfigError(f"{SETTINGS['retrain_threshold'].env} must be 0 or more")
         for name in ("gate_max_guard_loss", "gate_max_class_loss"):
@@ -212,15 +265,29 @@ class Config:
             raise ConfigError(f"{SETTINGS['promotion_tolerance'].env} must be in [0, 1)")
         if not 0.0 <= self.help_holdout_share < 1.0:
             raise ConfigError(f"{SETTINGS['help_holdout_share'].env} must be in [0, 1)")
-        for name in ("rate_limit_predict", "rate_limit_help"):
+        for name in ("rate_limit_predict", "rate_limit_help", "help_max_bytes", "help_client_quota"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{SETTINGS[name].env} must be 0 or more")
+        if self.help_client_max < 0:
+            raise ConfigError(f"{SETTINGS['help_client_max'].env} must be 0 or more")
+        if not 0.0 <= self.help_contradiction_below <= 1.0:
+            raise ConfigError(f"{SETTINGS['help_contradiction_below'].env} must be in [0, 1]")
+        if self.help_corroborating_clients < 1:
+            raise ConfigError(f"{SETTINGS['help_corroborating_clients'].env} must be 1 or more")
         if not 0.0 < self.help_weight <= 10.0:
             raise ConfigError(f"{SETTINGS['help_weight'].env} must be in (0, 10]")
         if not 0 <= self.retrain_nice <= 19:
             raise ConfigError(f"{SETTINGS['retrain_nice'].env} must be in 0..19")
         if not 0.0 <= self.unsure_below <= 1.0:
             raise ConfigError(f"{SETTINGS['unsure_below'].env} must be in [0, 1]")
+
+    def check_memory(self) -> None:
+        if not re.fullmatch(r"[0-9]+(b|kb|mb|gb)?", self.redis_maxmemory.strip().lower()):
+            raise ConfigError(f"{SETTINGS['redis_maxmemory'].env} must be a size such as 512mb")
+
+    def socket_limit(self) -> int:
+        """How many Socket.IO connections one web process holds at most: its threads minus HTTP's."""
+        return self.web_threads - self.http_threads
 
     def origins(self) -> list[str]:
         """``SWAGDIGITS_ALLOWED_ORIGINS`` as a list (empty: the page's own origin only)."""

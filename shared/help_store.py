@@ -3,8 +3,11 @@
 When the model gets a drawing wrong the user sends the right label; that
 drawing becomes training data. Layout under ``help_dir``::
 
-    <label>/<id>.png     the image exactly as sent (written last: its presence
-                         means the entry is complete)
+    <label>/<id>.png     the image as the caller gives it: the web tier and
+                         ``swagdigits import`` give a normalised PNG
+                         (``shared.images.normalise``), never the client's
+                         bytes (written last: its presence means the entry
+                         is complete)
     <label>/<id>.json    metadata: time, label, prediction and model version,
                          image SHA-256, salted hash of the client address
     .claims/<id>         one per distinct image: created with an atomic
@@ -19,11 +22,18 @@ were stored and how many the last retraining saw, shared by every web
 process; ``pending`` is the difference. The files stay the truth: a missing
 total is rebuilt from them.
 
+Quota: with ``max_bytes`` (``SWAGDIGITS_HELP_MAX_BYTES``) a new image that
+would take the help data (images and metadata) past it is refused with
+``HelpStoreFull`` (an ``OSError`` with ``ENOSPC``, which the web tier answers
+507), before anything is written. The figure is checked, not reserved, so
+concurrent senders may pass it by a few images.
+
 Light on purpose (hashlib, json, os): the web tier imports it and must never
 load scikit-learn or numpy for it.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -43,7 +53,16 @@ log = logging.getLogger(__name__)
 LABELS = range(10)
 _CLAIMS = ".claims"
 _SALT = ".client-salt"
+_META_BYTES = 512   # a metadata file's size, near enough, for the quota check
 
+
+class HelpStoreFull(OSError):
+    """Storing one more image would pass the help data's quota (``SWAGDIGITS_HELP_MAX_BYTES``)."""
+
+    def __init__(self, max_bytes: int):
+        super().__init__(errno.ENOSPC, f"help data has reached its quota of {max_bytes} bytes "
+                                       f"(SWAGDIGITS_HELP_MAX_BYTES)")
+        self.max_bytes = max_bytes
 
 
 @dataclass(frozen=True)
@@ -60,6 +79,9 @@ class HelpEntry:
     label: int
     sha256: str
     png: Path
+    client: str | None = None    # salted hash of the sender's address (None: not recorded)
+    trusted: bool = False        # stored by an operator (``swagdigits import``), not a web client
+    received_at: str = ""
 
 
 def image_id(sha256_hex: str) -> str:
@@ -72,19 +94,22 @@ def is_holdout(sha256_hex: str, share: float) -> bool:
 
 
 class HelpStore:
-    def __init__(self, root: Path | str, conn: redis.Redis | None = None):
+    def __init__(self, root: Path | str, conn: redis.Redis | None = None, max_bytes: int = 0):
         self.root = Path(root)
-        self.counts = HelpCounts(conn, self.count) if conn is not None else None
+        self.max_bytes = max_bytes   # 0: no quota
+        self.counts = HelpCounts(conn, self.count, self.bytes_on_disk) if conn is not None else None
 
     # -- writing -----------------------------------------------------------
     def add(self, image: bytes, label: int, *, predicted: int | None = None,
             model_version: str | None = None, job_id: str | None = None,
-            client: str = "") -> Added:
+            client: str = "", trusted: bool = False) -> Added:
         """Store a validated image under ``label`` unless the same image is already stored."""
         if label not in LABELS or isinstance(label, bool):
             raise ValueError(f"label must be 0-9, not {label!r}")
         sha = hashlib.sha256(image).hexdigest()
         entry_id = image_id(sha)
+        if self.max_bytes and self.stored_bytes() + len(image) + _META_BYTES > self.max_bytes:
+            raise HelpStoreFull(self.max_bytes)
         if self.counts is not None:
             self.counts.ensure_total()   # before our file exists, so it is counted once
         claimed = self._claim(entry_id, label)
@@ -98,8 +123,13 @@ class HelpStore:
                   "received_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
                   "predicted": predicted, "model_version": model_version, "job_id": job_id,
                   "client": self._client_hash(client), "bytes": len(image)}
-        write_atomic(png.with_suffix(".json"), json.dumps(record, indent=1).encode())
+        if trusted:
+            record["trusted"] = True
+        meta = json.dumps(record, indent=1).encode()
+        write_atomic(png.with_suffix(".json"), meta)
         write_atomic(png, image)
+        if self.counts is not None:
+            self.counts.add_bytes(len(meta) + len(image))
         if claimed is not None:  # repaired an entry a crash left half-done: counted already
             return Added(entry_id, label, False, self.pending())
         pending = self.counts.added() if self.counts is not None else 0
@@ -129,8 +159,25 @@ class HelpStore:
                 except (OSError, ValueError):
                     log.warning("help image %s has no readable metadata; skipped", png)
                     continue
-                found.append(HelpEntry(png.stem, label, meta["sha256"], png))
+                found.append(HelpEntry(png.stem, label, meta["sha256"], png, meta.get("client"),
+                                       meta.get("trusted") is True, meta.get("received_at", "")))
         return found
+
+    def stored_bytes(self) -> int:
+        """Disk the help images and their metadata take (Redis' figure when there is one)."""
+        return self.counts.stored_bytes() if self.counts is not None else self.bytes_on_disk()
+
+    def bytes_on_disk(self) -> int:
+        total = 0
+        for label in LABELS:
+            folder = self.root / str(label)
+            if folder.is_dir():
+                for path in folder.iterdir():
+                    try:
+                        total += path.stat().st_size
+                    except OSError:   # removed meanwhile
+                        pass
+        return total
 
     def count(self) -> int:
         return sum(1 for label in LABELS if (self.root / str(label)).is_dir()

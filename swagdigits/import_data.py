@@ -3,8 +3,8 @@
 Two sources: a folder with one sub-folder per label (``0/`` ... ``9/``, PNG
 or JPEG files), or an ``.npz`` with ``images`` (n, H, W) uint8 and ``labels``
 (n,). Every image goes through the checks a browser's help image gets (format,
-size and pixel limits; it must decode to an ink map), is re-encoded as PNG
-and stored in the help store, which keeps each distinct image once. The images
+size and pixel limits; it must decode to an ink map), is re-encoded as the
+same small normalised PNG (``shared.images.normalise``) and stored in the help store, which keeps each distinct image once. The images
 then train the next retraining like any help data, and that candidate still
 has to pass the promotion gate. A bad file is reported and skipped, never
 fatal.
@@ -91,24 +91,13 @@ def _npz_items(path: Path):
 
 
 def checked_png(data: bytes, limits) -> bytes:
-    """The image re-encoded as PNG after the checks a help image gets; raises ImageRejected."""
-    from PIL import Image
-
+    """The image as the normalised PNG ``/helpdata`` stores, after the same checks; raises ImageRejected."""
     from shared.images.ink import decode_ink
-    from shared.images.upload import ImageRejected, inspect
+    from shared.images.normalise import normalised_png
 
-    inspect(data, limits)
-    decode_ink(data, limits)          # it must be an image the model can read
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            if img.mode not in ("L", "LA", "RGB", "RGBA"):
-                img = img.convert("RGBA")
-            out = io.BytesIO()
-            img.save(out, format="PNG")
-    except OSError as exc:
-        raise ImageRejected(f"cannot re-encode: {exc}", status=422) from None
-    return out.getvalue()
+    png = normalised_png(data, limits)
+    decode_ink(png, limits)          # it must be an image the model can read
+    return png
 
 
 def import_into(store, source: Path, limits, progress: bool = True) -> ImportReport:
@@ -123,7 +112,7 @@ def import_into(store, source: Path, limits, progress: bool = True) -> ImportRep
             report.rejected.append((name, data))
             continue
         try:
-            added = store.add(checked_png(data, limits), label, client="swagdigits import")
+            added = store.add(checked_png(data, limits), label, client="swagdigits import", trusted=True)
         except ImageRejected as exc:
             report.rejected.append((name, exc.message))
             continue
@@ -141,7 +130,7 @@ def _run(args, config) -> int:
     from shared.messaging.connection import connect
 
     conn = connect(config.redis_url)
-    store = HelpStore(config.help_dir, conn)
+    store = HelpStore(config.help_dir, conn, max_bytes=config.help_max_bytes)
     try:
         report = import_into(store, args.source, ImageLimits.from_config(config), progress=not args.quiet)
     except (OSError, ValueError) as exc:

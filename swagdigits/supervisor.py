@@ -68,7 +68,8 @@ class Supervisor:
     def _start_all(self) -> None:
         url = self.redis_url
         if not url:
-            self.redis = EmbeddedRedis(self.config.data_dir / "redis").start()
+            self.redis = EmbeddedRedis(self.config.data_dir / "redis",
+                                       maxmemory=self.config.redis_maxmemory).start()
             url = self.redis.url
         base = {**os.environ, **self.config.as_env(), SETTINGS["redis_url"].env: url}
         # The web tier serves /metrics on its own HTTP port; workers on the free port each gets.

@@ -75,3 +75,37 @@ def sample_strokes(digit: int, centre: tuple[float, float] = (CANVAS_SIZE / 2, C
             pts.append((x, cy + (v - 0.5) * height))
         out.append(pts)
     return out
+
+
+# ------------------------------------------------------ pen-stroke sevens --
+def pen_seven_points(rng: np.random.Generator) -> list[float]:
+    """Eight pen points (0..100, y up) of a 7 as a tablet records it, like a UCI pendigits row.
+
+    Half are a plain 7 (bar, then the stem); half trace a crossbar after the
+    stem without lifting the pen, as many pendigits writers do.
+    """
+    j = lambda scale=6.0: float(rng.normal(0.0, scale))  # noqa: E731
+    top = 100.0 + j(3)
+    x0, x1 = rng.uniform(0, 15), rng.uniform(75, 100)
+    foot = rng.uniform(15, 55)
+    if rng.random() < 0.5:
+        pts = [(x0, top - rng.uniform(0, 12)), ((x0 + x1) / 2 + j(), top + j(2)), (x1, top - rng.uniform(0, 8))]
+        for t in (0.2, 0.4, 0.6, 0.8, 1.0):
+            pts.append((x1 + (foot - x1) * t + j(3), top - 100.0 * t + j(3)))
+    else:
+        pts = [(x0, top - rng.uniform(0, 15)), ((x0 + x1) / 2 + j(), top + j(2)), (x1, top - rng.uniform(0, 8))]
+        for t in (0.35, 0.7, 1.0):
+            pts.append((x1 + (foot - x1) * t + j(3), top - 100.0 * t + j(3)))
+        mid_x = x1 + (foot - x1) * 0.55
+        pts.append((mid_x - rng.uniform(15, 35), 45 + j(4)))
+        pts.append((mid_x + rng.uniform(15, 35), 45 + j(4)))
+    pts = np.clip(np.asarray(pts), 0.0, 100.0)
+    return pts.reshape(-1).tolist()
+
+
+def pen_sevens(n: int, seed: int) -> list[bytes]:
+    """``n`` canvas PNGs of pen-stroke 7s (``pen_seven_points``) with varied pens."""
+    from shared.images.drawing import render_pendigits_row
+
+    rng = np.random.default_rng(seed)
+    return [render_pendigits_row(pen_seven_points(rng), brush=float(rng.uniform(10, 24))) for _ in range(n)]

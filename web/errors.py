@@ -33,6 +33,26 @@ def error_response(message: str, status: int, headers: dict | None = None):
     return response
 
 
+def redis_failure(exc: redis.RedisError) -> tuple[str, int, dict]:
+    """What to answer when Redis fails: 503 either way, saying whether it is down or full.
+
+    A Redis at its ``maxmemory`` (policy noeviction) refuses writes with an
+    OOM error, raised directly or from inside a Lua script; that is not a
+    client's fault nor a bug, so it is a 503 naming the cause, never a 500.
+    """
+    if _is_out_of_memory(exc):
+        log.warning("Redis is full (maxmemory): refusing a write")
+        return ("the server's queue storage is full (Redis maxmemory); nothing was saved; "
+                "try again later", 503, {"Retry-After": "30"})
+    log.warning("Redis unavailable: %s", type(exc).__name__)
+    return "the queue is unavailable; try again shortly", 503, {"Retry-After": "2"}
+
+
+def _is_out_of_memory(exc: redis.RedisError) -> bool:
+    return isinstance(exc, redis.exceptions.OutOfMemoryError) or (
+        isinstance(exc, redis.ResponseError) and "OOM command not allowed" in str(exc))
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
@@ -53,8 +73,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(redis.RedisError)
     def _redis_down(exc: redis.RedisError):
-        log.warning("Redis unavailable: %s", type(exc).__name__)
-        return error_response("the queue is unavailable; try again shortly", 503, {"Retry-After": "2"})
+        return error_response(*redis_failure(exc))
 
     @app.errorhandler(OSError)
     def _storage_error(exc: OSError):

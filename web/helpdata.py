@@ -1,9 +1,17 @@
 """POST /helpdata: a user's drawing with the label the model should have given.
 
-Validated like a prediction (header only, no decoding: the web tier stays
-light), stored once per distinct image by ``shared.help_store``, and counted;
-when the count of help images no retraining has seen reaches
-``SWAGDIGITS_RETRAIN_THRESHOLD``, a retraining is requested (coalesced).
+Validated like a prediction (header first), then decoded and stored as a
+small normalised PNG (``shared.images.normalise``: grey, at most the canvas's
+size, no trailing bytes or metadata) rather than the bytes sent, once per
+distinct image by ``shared.help_store``, and counted; when the count of help
+images no retraining has seen reaches ``SWAGDIGITS_RETRAIN_THRESHOLD``, a
+retraining is requested (coalesced).
+
+Help data is kept for good and every retraining reads it, so beside the
+per-minute rate limit two quotas bound it: each client address may add
+``SWAGDIGITS_HELP_CLIENT_QUOTA`` new images a day (429 + ``Retry-After``; a
+duplicate costs nothing), and all of it may take ``SWAGDIGITS_HELP_MAX_BYTES``
+of disk (507 once full).
 """
 from __future__ import annotations
 
@@ -14,8 +22,10 @@ from flask import Blueprint, jsonify, request
 
 from shared import metrics
 from shared.messaging import retrain_trigger
-from shared.help_store import HelpStore
+from shared.help_store import HelpStore, HelpStoreFull
+from shared.images.normalise import normalised_png
 from shared.messaging.ids import is_id
+from web import rate_limit
 from web.errors import ApiError
 from web.services import services
 from web.uploads import image_from_request, json_body
@@ -40,22 +50,49 @@ def add_help():
     job_id = fields.get("job_id")
     if job_id is not None and not (isinstance(job_id, str) and is_id(job_id)):
         raise ApiError("'job_id' must be the 32-hex id a prediction returned", 400)
-    image = image_from_request(request, s.limits)
+    image = normalised_png(image_from_request(request, s.limits), s.limits)
     model_version = None
     if job_id:  # trust what the worker recorded over what the client says
         result = (s.queue.status(job_id) or {}).get("result") or {}
         model_version = result.get("model_version")
         if "digit" in result:
             predicted = int(result["digit"])
-    added = help_store().add(image, label, predicted=predicted, model_version=model_version,
-                             job_id=job_id, client=request.remote_addr or "")
+    client = request.remote_addr or ""
+    _spend_quota(client)
+    try:
+        added = help_store().add(image, label, predicted=predicted, model_version=model_version,
+                                 job_id=job_id, client=client)
+    except HelpStoreFull as full:
+        _refund_quota(client)
+        log.warning("help data is full (%d bytes); refusing new help images", full.max_bytes)
+        raise ApiError("help data storage is full: no new help images are accepted until an "
+                       "operator makes room (SWAGDIGITS_HELP_MAX_BYTES)", 507) from None
+    except Exception:
+        _refund_quota(client)
+        raise
     if added.created:
         metrics.record_help_image()
+    else:  # a duplicate takes no room
+        _refund_quota(client)
     body = {"id": added.id, "label": added.label, "pending": added.pending, "duplicate": not added.created}
     if added.created and retrain_trigger.should_trigger(added.pending, s.config.retrain_threshold):
         requested = retrain_trigger.request_retrain(s.conn, reason=f"{added.pending} new help images")
         body["retrain_job_id"] = requested.job_id
     return jsonify(body), (201 if added.created else 200)
+
+
+def _spend_quota(client: str) -> None:
+    """One of the address's new help images for today, or 429 with Retry-After."""
+    quota = services().help_quota
+    verdict = quota.hit(rate_limit.HELP_QUOTA, client or "unknown")
+    if not verdict.allowed:
+        raise ApiError(f"this address has sent its {verdict.limit} help images for today; "
+                       f"more are accepted in {verdict.retry_after}s (at 00:00 UTC)", 429,
+                       {"Retry-After": str(verdict.retry_after)})
+
+
+def _refund_quota(client: str) -> None:
+    services().help_quota.refund(rate_limit.HELP_QUOTA, client or "unknown")
 
 
 @bp.get("/helpdata")

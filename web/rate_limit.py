@@ -34,6 +34,8 @@ return n
 
 PREDICT = "predict"
 HELP = "help"
+HELP_QUOTA = "helpquota"   # help images stored per address per day (web.helpdata)
+DAY_S = 86400
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,14 @@ class RateLimiter:
         count = int(self._hit(keys=[key], args=[self.window_s + 1, cost, limit]))
         retry_after = max(1, int((window + 1) * self.window_s - now + 0.999))
         return Verdict(count <= limit, count, limit, retry_after)
+
+    def refund(self, kind: str, client: str, now: float | None = None, cost: int = 1) -> None:
+        """Give back ``cost`` units a request spent without using them (a duplicate help image)."""
+        if self.limits.get(kind, 0) <= 0:
+            return
+        now = time.time() if now is None else now
+        key = p.RATE_KEY.format(kind, self.client_hash(client), int(now // self.window_s))
+        self.conn.decrby(key, cost)
 
     def client_hash(self, client: str) -> str:
         return hmac.new(self.salt(), client.encode(), hashlib.sha256).hexdigest()[:24]

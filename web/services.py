@@ -25,13 +25,14 @@ from shared.messaging.batch_queue import BatchQueue
 from shared.messaging.connection import connect
 from shared.messaging.predict_queue import PredictQueue
 from shared.model.store import ModelRegistry
-from web.rate_limit import HELP, PREDICT, RateLimiter
+from web.rate_limit import DAY_S, HELP, HELP_QUOTA, PREDICT, RateLimiter
 from web.socket_secrets import SocketSecrets
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from web.deadlines import ReplyDeadlines
+    from web.socket_caps import SocketCaps
 
 EXTENSION_KEY = "swagdigits"
 # Seconds the largest batch (SWAGDIGITS_BATCH_MAX_BYTES in one MULTI/EXEC) may take to write.
@@ -49,7 +50,9 @@ class Services:
     registry: ModelRegistry
     rate_limiter: RateLimiter
     socket_secrets: SocketSecrets
+    help_quota: RateLimiter                            # help images per address per day
     deadlines: "ReplyDeadlines | None" = None          # set by web.sockets.init_app
+    socket_caps: "SocketCaps | None" = None            # set by web.sockets.init_app
     metrics_registry: "CollectorRegistry | None" = None  # set by web.metrics.init_app
 
     @classmethod
@@ -67,12 +70,13 @@ class Services:
                    queue=PredictQueue(conn, result_ttl=config.result_ttl, reply_conn=reply_conn),
                    batches=BatchQueue(conn, config.batch_chunk_size, config.batch_ttl, bulk_conn=bulk_conn),
                    limits=ImageLimits.from_config(config),
-                   help_store=HelpStore(config.help_dir, conn),
+                   help_store=HelpStore(config.help_dir, conn, max_bytes=config.help_max_bytes),
                    registry=ModelRegistry(config.model_dir),
                    rate_limiter=RateLimiter(conn, config.rate_limit_window,
                                             {PREDICT: config.rate_limit_predict,
                                              HELP: config.rate_limit_help}),
-                   socket_secrets=SocketSecrets(conn))
+                   socket_secrets=SocketSecrets(conn),
+                   help_quota=RateLimiter(conn, DAY_S, {HELP_QUOTA: config.help_client_quota}))
 
 
 def services() -> Services:

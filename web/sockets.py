@@ -19,6 +19,9 @@ socket open, so one client could write megabytes of log a second. An
 undecodable Engine.IO frame closes its WebSocket with one line too; in a
 long-polling POST the engine itself catches it, and it is logged as one line
 (the session stays open: the engine gives no hook there).
+
+Connections are capped per client address and per process
+(``web/socket_caps.py``): each one holds a web thread, and HTTP must keep some.
 """
 from __future__ import annotations
 
@@ -33,8 +36,9 @@ from shared.messaging import protocol as p
 from shared.images.upload import ImageRejected, bytes_from_text, inspect
 from web.deadlines import ReplyDeadlines
 from web.api import submit_drawing
-from web.errors import ApiError
+from web.errors import ApiError, redis_failure
 from web.services import EXTENSION_KEY, services
+from web.socket_caps import SocketCaps, SocketCapsMiddleware, engine_hooks
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,13 @@ def init_app(app: Flask, client_manager: python_socketio.Manager | None = None) 
     server = socketio.server
     server.eio.on("message", _disconnect_on_bad_packets(server))
     app.wsgi_app = _EngineIOErrors(app.wsgi_app)
+    # Per-address and per-process connection caps, so sockets never take every web thread.
+    s.socket_caps = SocketCaps(config.sockets_per_client, config.socket_limit())
+    connect, disconnect = engine_hooks(s.socket_caps, server._handle_eio_connect,
+                                       server._handle_eio_disconnect)
+    server.eio.on("connect", connect)
+    server.eio.on("disconnect", disconnect)
+    app.wsgi_app = SocketCapsMiddleware(app.wsgi_app, s.socket_caps)
     # A deadline's room is a socket this process holds (``on_predict`` watches its own
     # caller): emit to it directly, not through Redis, which may be the thing that hangs.
     s.deadlines = ReplyDeadlines(
@@ -198,8 +209,8 @@ def on_predict(data=None):
     except (ApiError, ImageRejected) as exc:
         return _fail(seq, exc.message, exc.status)
     except redis.RedisError as exc:
-        log.warning("Redis unavailable: %s", type(exc).__name__)
-        return _fail(seq, "the queue is unavailable; try again shortly", 503)
+        message, status, _ = redis_failure(exc)
+        return _fail(seq, message, status)
     except Exception:
         log.exception("unexpected error handling a drawing")
         return _fail(seq, "internal error", 500)

@@ -24,6 +24,7 @@ RETRAIN_WAITING_KEY = PREFIX + ":retrain:waiting"      # string: id of the one r
 RETRAIN_RUNNING_KEY = PREFIX + ":retrain:running"      # string (TTL): id of the retrain job training now
 HELP_TOTAL_KEY = PREFIX + ":help:total"                # int: help images stored (all web processes)
 HELP_TRAINED_KEY = PREFIX + ":help:trained"            # int: help images the last retrain saw
+HELP_BYTES_KEY = PREFIX + ":help:bytes"                # int (TTL): bytes of help data on disk
 
 BATCH_KEY = PREFIX + ":batch:{}"      # hash: state, total, done, created_at, expires_at
 BATCH_RESULTS_KEY = PREFIX + ":batch:{}:results"  # hash: input index -> result or error JSON

@@ -43,6 +43,9 @@ def test_app_services_wait_for_a_healthy_redis_and_keep_data_in_named_volumes():
     assert {"models", "help-data", "redis-data", "prometheus-data", "grafana-data"} <= named
     assert mounts["models"] == "/data/models" and mounts["help-data"] == "/data/help_data"
     assert "--appendonly" in services["redis"]["command"]
+    command = services["redis"]["command"]   # capped, and full means refusing writes, never evicting
+    assert command[command.index("--maxmemory") + 1] == "512mb"
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
 
 
 def test_the_config_files_the_services_mount_exist():

@@ -114,3 +114,27 @@ def test_bad_labels_are_refused_before_anything_is_written(store):
         with pytest.raises(ValueError):
             store.add(digit_png(3), label)
     assert not store.root.exists() or not list(store.root.rglob("*.png"))
+
+
+def test_a_quota_refuses_an_image_that_would_not_fit_and_writes_nothing(tmp_path, redis_conn):
+    from shared.help_store import HelpStoreFull
+
+    store = HelpStore(tmp_path / "help", redis_conn)
+    store.add(digit_png(1), 1)
+    used = store.stored_bytes()
+    assert used == store.bytes_on_disk() > 0
+    full = HelpStore(tmp_path / "help", redis_conn, max_bytes=used + 100)
+    with pytest.raises(HelpStoreFull) as refused:
+        full.add(digit_png(2), 2)
+    assert refused.value.errno == __import__("errno").ENOSPC
+    assert store.count() == 1 and not (store.root / ".claims").joinpath("x").exists()
+    roomy = HelpStore(tmp_path / "help", redis_conn, max_bytes=used * 10)
+    assert roomy.add(digit_png(2), 2).created
+    assert roomy.stored_bytes() == roomy.bytes_on_disk()
+
+
+def test_the_byte_figure_is_recounted_from_the_files_when_redis_lost_it(store, redis_conn):
+    store.add(digit_png(1), 1)
+    redis_conn.delete(p.HELP_BYTES_KEY)
+    assert store.stored_bytes() == store.bytes_on_disk()
+    assert 0 < redis_conn.ttl(p.HELP_BYTES_KEY) <= 3600   # and again within the hour

@@ -6,7 +6,13 @@ import pytest
 from shared.messaging import retrain_trigger
 
 from shared.messaging import protocol as p
+from shared.images.normalise import MAX_STORED_BYTES, normalised_png
+from shared.images.upload import ImageLimits
 from testkit.drawings import digit_png
+
+
+def app_limits(config) -> ImageLimits:
+    return ImageLimits.from_config(config)
 
 
 def _data_url(png: bytes) -> str:
@@ -22,7 +28,8 @@ def test_a_labelled_drawing_is_stored_and_counted(client, web_config):
     assert res.status_code == 201, res.json
     body = res.json
     assert body["pending"] == 1 and len(body["id"]) == 32 and body["duplicate"] is False
-    assert (web_config.help_dir / "4" / f"{body['id']}.png").read_bytes() == digit_png(4)
+    stored = (web_config.help_dir / "4" / f"{body['id']}.png").read_bytes()
+    assert stored == normalised_png(digit_png(4), app_limits(web_config))   # not the bytes sent
     assert client.get("/helpdata").json["pending"] == 1
 
 
@@ -111,3 +118,78 @@ def test_json_fields_are_taken_as_the_openapi_document_types_them(client):
                 {"label": 5, "job_id": 7}, {"label": 5.5}):
         res = client.post("/helpdata", json={"image": image, **bad})
         assert res.status_code == 400 and res.json["status"] == 400, bad
+
+
+def _tiny_png_with_trailing_bytes(extra: int) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (28, 28), 255).save(buffer, format="PNG")
+    return buffer.getvalue() + b"\0" * extra
+
+
+def test_help_images_are_stored_re_encoded_small_without_trailing_bytes(client, web_config):
+    """A 28x28 PNG with trailing bytes used to be kept byte for byte (issue 17, finding 6)."""
+    sent = _tiny_png_with_trailing_bytes(120_000)
+    res = client.post("/helpdata", json={"image": _data_url(sent), "label": 1})
+    assert res.status_code == 201, res.json
+    stored = (web_config.help_dir / "1" / f"{res.json['id']}.png").read_bytes()
+    assert len(stored) < 200 and stored.endswith(b"IEND\xaeB`\x82")
+    # The worst case, incompressible noise larger than the canvas, is bounded too.
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (300, 300), dtype=np.uint8)).save(
+        buffer, format="PNG")
+    big = client.post("/helpdata", json={"image": _data_url(buffer.getvalue()), "label": 3})
+    assert big.status_code == 201, big.json
+    stored = (web_config.help_dir / "3" / f"{big.json['id']}.png").read_bytes()
+    assert len(stored) <= MAX_STORED_BYTES and Image.open(io.BytesIO(stored)).size == (150, 150)
+
+
+def _with(app, **changes):
+    from dataclasses import replace
+
+    s = app.extensions["swagdigits"]
+    s.config = replace(s.config, **changes)
+    return s
+
+
+def test_one_address_may_add_its_daily_quota_then_gets_a_429_naming_when(app, fake_conn, web_config):
+    from web.rate_limit import DAY_S, HELP_QUOTA, RateLimiter
+
+    s = app.extensions["swagdigits"]
+    s.help_quota = RateLimiter(fake_conn, DAY_S, {HELP_QUOTA: 3})
+    client = app.test_client()
+    def send(d, addr="192.0.2.1"):
+        return client.post("/helpdata", json={"image": _data_url(digit_png(d)), "label": d},
+                           environ_base={"REMOTE_ADDR": addr})
+
+    # A duplicate takes no room and costs nothing: the third new image still fits.
+    codes = [send(d).status_code for d in (0, 1, 0, 2)]
+    assert codes == [201, 201, 200, 201]
+    over = send(5)
+    assert over.status_code == 429 and over.json["status"] == 429
+    assert "3 help images for today" in over.json["error"]
+    assert 0 < int(over.headers["Retry-After"]) <= DAY_S
+    other = send(5, addr="192.0.2.2")
+    assert other.status_code == 201
+    assert len(list(web_config.help_dir.rglob("*.png"))) == 4
+
+
+def test_a_full_help_store_answers_507_json_and_writes_nothing(app, web_config):
+    s = app.extensions["swagdigits"]
+    client = app.test_client()
+    assert client.post("/helpdata", json={"image": _data_url(digit_png(1)), "label": 1}).status_code == 201
+    used = s.help_store.stored_bytes()
+    assert used == s.help_store.bytes_on_disk() > 0
+    s.help_store.max_bytes = used + 600   # room for metadata, not for another image
+    res = client.post("/helpdata", json={"image": _data_url(digit_png(2)), "label": 2})
+    assert res.status_code == 507 and res.json["status"] == 507
+    assert "SWAGDIGITS_HELP_MAX_BYTES" in res.json["error"]
+    assert len(list(web_config.help_dir.rglob("*.png"))) == 1
+    # The refused image did not spend the address's daily quota.
+    from web.rate_limit import HELP_QUOTA
+
+    assert s.help_quota.hit(HELP_QUOTA, "127.0.0.1").count == 2

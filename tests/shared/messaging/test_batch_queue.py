@@ -65,8 +65,47 @@ def test_a_retried_chunk_overwrites_rather_than_duplicates(batches):
 def test_results_expire_with_the_batch(batches, redis_conn):
     batch_id, _ = batches.submit([b"1", "bad"])
     assert 0 < redis_conn.ttl(p.BATCH_KEY.format(batch_id)) <= 60
+    # The invalid item lives in the batch's own hash: no results hash until a worker answers.
+    assert not redis_conn.exists(p.BATCH_RESULTS_KEY.format(batch_id))
+    chunk = batches.claim("w")
+    batches.record(chunk, answer(chunk))
     assert 0 < redis_conn.ttl(p.BATCH_RESULTS_KEY.format(batch_id)) <= 60
+    batch_id, _ = batches.submit([b"1"])
     chunk = batches.claim("w")
     redis_conn.delete(p.BATCH_KEY.format(batch_id))  # expired meanwhile
     assert batches.record(chunk, answer(chunk)).state == "expired"
     assert batches.progress(batch_id) is None
+
+
+def _bytes_in_redis(conn) -> int:
+    return sum(conn.memory_usage(key) or 0 for key in conn.scan_iter(count=1000))
+
+
+def test_invalid_items_are_one_compact_record_not_one_entry_each(batches, redis_conn):
+    """10,000 invalid items used to store 10,000 error results for 24 h (~1.5 MB a batch,
+    issue 17 finding 4); now the batch's invalid items cost a few bytes in all."""
+    before = _bytes_in_redis(redis_conn)
+    batch_id, _ = batches.submit(["'image' is not valid base64"] * 10_000)
+    assert _bytes_in_redis(redis_conn) - before < 2_000
+    assert batches.progress(batch_id).state == p.FINISHED
+    results = batches.results(batch_id)
+    assert len(results) == 10_000 and results[9_999] == {"index": 9_999,
+                                                         "error": "'image' is not valid base64"}
+
+
+def test_interleaved_and_varied_errors_stay_within_a_byte_or_so_per_item(batches, redis_conn):
+    # The worst shape for run-lengths: errors alternating, messages all different.
+    items = [f"image is {i}x{i}; too large" if i % 2 else b"1" for i in range(2_000)]
+    before = _bytes_in_redis(redis_conn)
+    batch_id, _ = batches.submit(items)
+    errors_bytes = sum(len(v) for k, v in redis_conn.hgetall(p.BATCH_KEY.format(batch_id)).items())
+    assert errors_bytes < 2_000 + 33 * 200  # codes (compressed) plus at most 33 messages
+    assert _bytes_in_redis(redis_conn) - before < 2_000 * 40  # mostly the 1,000 queued images
+    while (chunk := batches.claim("w")) is not None:
+        batches.record(chunk, answer(chunk))
+    results = batches.results(batch_id)
+    assert [r["index"] for r in results] == list(range(2_000))
+    assert results[0]["digit"] == 1 and results[1] == {"index": 1, "error": "image is 1x1; too large"}
+    # Past 32 distinct messages, an item keeps a generic one rather than its own.
+    assert results[1999]["error"] == "image refused (not a readable PNG/JPEG within the limits)"
+    assert batches.progress(batch_id).state == p.FINISHED
