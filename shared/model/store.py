@@ -7,6 +7,12 @@ the live one), ``candidate`` (trained, not yet judged), ``rejected``
 Loading verifies the artifact's SHA-256 against the one recorded at upload,
 so a corrupted or swapped file is refused rather than served.
 
+Publishing writes the artifact, then modelstore's metadata, then the
+checksum, each file atomically: the checksum is the commit record. A
+publisher killed at any earlier step leaves a version with no checksum, which
+is never listed, promoted or loaded (``complete``); the next publish is
+unaffected. (tests/shared/model/test_store.py kills a publisher at every step.)
+
 Every artifact holds the scikit-learn estimator (for retraining and copies)
 and its family's numpy serving files (``ModelFamily.export``), which is all a
 predict worker reads. The metadata names the family and the fingerprint of
@@ -195,6 +201,7 @@ class ModelRegistry:
     # -- reading -----------------------------------------------------------
     def production_id(self, missing_ok: bool = False) -> str | None:
         ids = self.storage.list_models(DOMAIN, PRODUCTION) if self._has_domain() else []
+        ids = [i for i in ids if self.complete(i)]
         if not ids:
             if missing_ok:
                 return None
@@ -268,6 +275,9 @@ class ModelRegistry:
             return []
         summaries = []
         for model_id in self.storage.list_models(DOMAIN):
+            if not self.complete(model_id):
+                log.debug("model %s was never completely published: not listed", model_id)
+                continue
             info = self.info(model_id)
             states = tuple(s for s in self.storage.get_model_states(DOMAIN, model_id) if s in STATES)
             summaries.append(ModelSummary(model_id, info["code"]["created"], states, info.get("extra") or {}))
@@ -280,6 +290,13 @@ class ModelRegistry:
     def _require(self, model_id: str) -> None:
         if not self._has_domain() or not self._exists(model_id):
             raise ModelStoreError(f"no model {model_id}")
+        if not self.complete(model_id):
+            raise ModelStoreError(f"model {model_id} was never completely published (its "
+                                  "publisher stopped before recording the checksum)")
+
+    def complete(self, model_id: str) -> bool:
+        """Whether publishing ``model_id`` finished: its checksum, written last, exists."""
+        return self._checksum_path(model_id).is_file()
 
     def _unset(self, model_id: str, state: str) -> None:
         if state in self.storage.get_model_states(DOMAIN, model_id):
