@@ -11,6 +11,7 @@ answered a smoke prediction.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
 import time
 from typing import Callable
@@ -67,11 +68,18 @@ class ModelLifecycle:
         log.info("serving model %s (%s)", model.version, model.family)
 
     def _bootstrap(self, reason: str) -> None:
-        from shared.model.training.publishing import train_initial  # needs scikit-learn: only here
-
+        """Train the first model in a child process, so that this worker never imports
+        scikit-learn or keeps the training set (~100 MB it would hold while idle)."""
         log.warning("%s (store %s): training one from the shipped digits", reason, self.registry.root)
+        child = multiprocessing.get_context("spawn").Process(
+            target=_train_first_model, name="bootstrap-training",
+            args=(str(self.registry.root), f"bootstrap by {self.name}", self.family,
+                  logging.getLogger().getEffectiveLevel()))
         try:
-            train_initial(self.registry, source=f"bootstrap by {self.name}", family=self.family)
+            child.start()
+            child.join()
+            if child.exitcode != 0:
+                log.error("training the first model failed (exit code %s)", child.exitcode)
         finally:
             self.conn.delete(p.BOOTSTRAP_LOCK)
 
@@ -111,3 +119,11 @@ class ModelLifecycle:
         log.info("swapped model %s -> %s", previous.version if previous else None, model.version)
         self.on_swap()
         return True
+
+
+def _train_first_model(root: str, source: str, family: str | None, level: int) -> None:
+    """Child process of ``_bootstrap``: train, publish and promote the first model."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    from shared.model.training.publishing import train_initial  # needs scikit-learn: only here
+
+    train_initial(ModelRegistry(root), source=source, family=family)

@@ -31,6 +31,11 @@ def test_up_starts_redis_web_and_workers_then_sigterm_stops_them_all(up_env, tmp
                        for c in children if "swagdigits" in c.cmdline())
         assert roles.count("worker predict") == 2 and "worker retrain" in roles and "web" in roles
         assert any("redis-server" in c.name() for c in children), "an embedded redis-server runs"
+        # The store was empty: one worker trained the first model, in a child process, so
+        # neither predict worker holds scikit-learn (its compiled modules are not mapped).
+        for worker in (c for c in children if c.cmdline()[-2:] == ["worker", "predict"]):
+            mapped = [m.path for m in worker.memory_maps()]
+            assert not any("/sklearn/" in path for path in mapped), worker.pid
         res = requests.post(url + "/api/predict", files={"file": ("d.png", digit_png(1), "image/png")},
                             timeout=10)
         assert res.json()["digit"] == 1

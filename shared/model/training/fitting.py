@@ -148,11 +148,16 @@ def _fixed_extra(pipeline: FeaturePipeline = INK) -> Dataset:
     if (pipeline.name, "augmented") not in _CACHE:
         X_train, _, y_train, _ = _split()
         parts = [Dataset(np.zeros((0, pipeline.size), np.float32), np.zeros(0, int))]
+        started = time.perf_counter()
         if AUGMENT_COPIES > 0:
             parts.append(augmented(X_train, y_train, pipeline=pipeline))
         if SYNTHETIC_COUNT > 0:
             parts.append(synthetic_digits(pipeline=pipeline))
+        drawn = time.perf_counter()
         parts.append(_scanned_part(parts, pipeline))
+        log.info("fixed training rows: distorted copies and %d synthetic drawings in %.1fs, "
+                 "%d scans in %.1fs", SYNTHETIC_COUNT, drawn - started, len(parts[-1].y),
+                 time.perf_counter() - drawn)
         _CACHE[pipeline.name, "augmented"] = Dataset(np.concatenate([p.X for p in parts]),
                                                      np.concatenate([p.y for p in parts]))
     return _CACHE[pipeline.name, "augmented"]
