@@ -101,3 +101,13 @@ def test_reaching_the_threshold_queues_exactly_one_retrain(app, fake_conn, web_c
     queue = retrain_trigger.retrain_queue(fake_conn)
     assert queue.job_ids == [job_ids[2]]
     assert queue.fetch_job(job_ids[2]).func_name == p.RETRAIN_JOB_FUNC
+
+
+def test_get_helpdata_shows_the_configured_threshold_and_the_pending_count(app, web_config):
+    from dataclasses import replace
+
+    app.extensions["swagdigits"].config = replace(web_config, retrain_threshold=37)
+    client = app.test_client()
+    assert client.get("/helpdata").json == {"pending": 0, "threshold": 37}
+    assert client.post("/helpdata", json={"image": _data_url(digit_png(3)), "label": 3}).status_code == 201
+    assert client.get("/helpdata").json == {"pending": 1, "threshold": 37}

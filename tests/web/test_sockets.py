@@ -209,3 +209,19 @@ def test_a_batch_id_with_a_trailing_newline_is_not_a_batch_id(browser, redis_con
     assert not [room for room in _rooms(browser) if room.startswith(p.BATCH_ROOM.format(""))]
     good = browser.client.emit(p.EVENT_SUBSCRIBE_BATCH, {"batch_id": batch_id}, callback=True)
     assert good["total"] == 1 and p.BATCH_ROOM.format(batch_id) in _rooms(browser)
+
+
+def test_socket_predictions_spend_the_addresss_rate_limit_and_the_excess_is_a_429_event(
+        sock_config, redis_conn, frozen_rate_clock):
+    cfg = dataclasses.replace(sock_config, rate_limit_predict=2, queue_limit=100)
+    b = Browser(make_app(cfg, redis_conn))
+    acks = [b.predict({"image": data_url(digit_png(d)), "seq": d}) for d in (1, 2, 3)]
+    assert ["job_id" in ack for ack in acks] == [True, True, False]
+    assert acks[2]["status"] == 429 and "too many predict requests" in acks[2]["error"]
+    error = b.wait(p.EVENT_PREDICTION_ERROR)
+    assert (error["status"], error["seq"]) == (429, 3)
+    assert PredictQueue(redis_conn).depth() == 2, "the refused drawing is not queued"
+    # The next window gives the address its allowance back.
+    frozen_rate_clock.now += cfg.rate_limit_window
+    assert "job_id" in b.predict({"image": data_url(digit_png(4)), "seq": 4})
+    b.client.disconnect()
