@@ -96,8 +96,13 @@ def _retrain(args, config: Config) -> int:
             print(json.dumps(job.return_value(refresh=True), indent=2))
             return 0
         if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
-            print(f"retrain job {job.id} {status}", file=sys.stderr)
+            print(f"retrain job {job.id} {_name(status)}", file=sys.stderr)
             return 1
         time.sleep(0.5)
-    print(f"retrain job {job.id} still {job.get_status()} after {args.timeout:g}s", file=sys.stderr)
+    print(f"retrain job {job.id} still {_name(job.get_status())} after {args.timeout:g}s", file=sys.stderr)
     return 1
+
+
+def _name(status) -> str:
+    """RQ's JobStatus is a str enum, which an f-string spells 'JobStatus.QUEUED': say 'queued'."""
+    return getattr(status, "value", status)

@@ -55,9 +55,29 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(stack):
     first = stack.start("worker", "predict")
     url = stack.start_web()
     stack.wait_ready(url)
+    import redis
+
+    from shared.messaging import protocol as p
+
+    conn = redis.Redis.from_url(stack.env["REDIS_URL"])
     batch = submit(url, [digit_png(i % 10) for i in range(1500)])
-    wait_for(lambda: status(url, batch)["done"] > 0, "batch started")
+
+    def held_chunks():   # chunks the first worker has claimed and not yet finished
+        return [e for e in conn.xpending_range(p.BATCH_STREAM, p.PREDICT_GROUP, "-", "+", 100)
+                if e["consumer"].decode().endswith(f"-{first.popen.pid}")]
+
+    def chunk_in_flight():
+        return status(url, batch)["done"] > 0 and held_chunks()
+
+    deadline = time.monotonic() + 60
+    while not chunk_in_flight():
+        assert time.monotonic() < deadline, "the worker never held a chunk"
+        time.sleep(0.005)
     first.stop(signal.SIGKILL)
+    # Still held after the kill: the worker died with a chunk in flight, delivered once so far.
+    lost = held_chunks()
+    assert lost, "the killed worker held no chunk: nothing was lost for the retry to find"
+    assert all(e["times_delivered"] == 1 for e in lost)
     stack.start("worker", "predict")
     final = wait_for(lambda: (s := status(url, batch))["state"] == "finished" and s, "batch finished",
                      stack.procs, timeout=120)
@@ -65,6 +85,7 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(stack):
     indexes = [r["index"] for r in final["results"]]
     assert indexes == list(range(1500)), "every image answered exactly once, in order"
     assert all("digit" in r for r in final["results"]), "the lost chunk was retried, not failed"
+    assert not conn.xpending(p.BATCH_STREAM, p.PREDICT_GROUP)["pending"], "a chunk is still held"
 
 
 def test_a_drawing_sent_during_a_large_batch_is_answered_before_the_batch_ends(stack):

@@ -128,6 +128,26 @@ def test_an_answer_for_an_older_drawing_never_replaces_the_newer_one(stack, chro
     assert page.errors == []
 
 
+def test_a_late_real_answer_replaces_the_timeout_message(stack, chromium, config):
+    """README: a drawing no worker answers in SWAGDIGITS_PREDICT_TIMEOUT gets a 504 message, and
+    a late real answer replaces it. No worker runs until the page shows the timeout."""
+    url = stack.start_web()
+    page = open_page(chromium, url)
+    conn = redis.Redis.from_url(config.redis_url)
+    draw_digit(page, 4)
+    page.wait_for_selector("#prediction[data-state=error]", timeout=30_000)
+    assert "no worker answered" in page.inner_text("#prediction").lower() or \
+        "no worker answered" in page.inner_text("#answer-message").lower(), page.inner_text("#prediction")
+    job_id = conn.xrange(p.PREDICT_STREAM)[-1][1][b"id"].decode()   # the last stroke's drawing
+
+    stack.start("worker", "predict")   # it answers the drawing still waiting in the stream
+    page.wait_for_selector("#prediction[data-state=done]", timeout=60_000)
+    got = answer(page)
+    assert (got["jobId"], got["digit"]) == (job_id, "4")
+    assert page.inner_text("#answer-message") == "It's a 4"
+    assert page.errors == []
+
+
 @pytest.mark.parametrize("order", ["as they come", "newest first"])
 def test_multi_stroke_digits_end_on_the_answer_to_their_last_stroke(stack, chromium, order):
     """Every pen-up sends at once, and the last stroke's answer is the one left on screen.

@@ -47,6 +47,23 @@ class Load:
             time.sleep(0.05)
 
 
+
+OUTAGE_WINDOW_S = 3.0
+MAX_IDLE_CPU_S = 0.6     # of CPU time in that window: a retry every second costs a few ms
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children so far."""
+    total = 0.0
+    proc = psutil.Process(pid)
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
 def test_redis_outage_fails_fast_and_recovers_without_restarts(stack_env, tmp_path):
     redis_dir = tmp_path / "outage-redis"
     server = EmbeddedRedis(redis_dir, persistent=False).start()
@@ -69,14 +86,16 @@ def test_redis_outage_fails_fast_and_recovers_without_restarts(stack_env, tmp_pa
         assert res.status_code == 503 and time.monotonic() - t0 < FAST_S
         assert res.json()["status"] == 503 and int(res.headers["Retry-After"]) > 0
 
-        # Down for a while: nobody crashes, nobody spins.
-        procs = [psutil.Process(p.popen.pid) for p in stack.procs]
-        for proc in procs:
-            proc.cpu_percent(None)
-        time.sleep(3)
-        cpu = {p.args[0] + "-" + p.args[-1]: proc.cpu_percent(None) for p, proc in zip(stack.procs, procs)}
+        # Down for a while: nobody crashes, nobody spins. Measured as CPU seconds each process
+        # (with its children: gunicorn's worker does the web tier's work) spends in the window,
+        # not as a share of the machine, which other jobs on a shared 2-core machine change.
+        # A loop retrying without a pause burns most of a core even when it has to share one.
+        names = [p.args[0] + "-" + p.args[-1] for p in stack.procs]
+        before = [cpu_seconds(p.popen.pid) for p in stack.procs]
+        time.sleep(OUTAGE_WINDOW_S)
+        used = {n: round(cpu_seconds(p.popen.pid) - b, 3) for n, p, b in zip(names, stack.procs, before)}
         assert all(p.popen.poll() is None for p in stack.procs)
-        assert all(value < 30 for value in cpu.values()), cpu
+        assert all(seconds < MAX_IDLE_CPU_S for seconds in used.values()), used
         during = load.results[outage_started:]
         assert during and {s for s, _ in during} == {503}, during[:5]
         assert max(seconds for _, seconds in during) < FAST_S

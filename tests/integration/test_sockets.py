@@ -218,3 +218,30 @@ def test_malformed_packets_over_long_polling_log_one_short_line(stack):
     s, session_url = session()
     grown = _log_growth(web, lambda: s.post(session_url, data="Z", timeout=WAIT_S))   # Engine.IO level
     assert len(grown.strip().splitlines()) == 1 and "malformed" in grown and "Traceback" not in grown, grown
+
+
+def test_a_socketio_message_larger_than_a_base64_upload_is_refused_and_the_socket_closed(stack, config):
+    """README: Socket.IO messages are limited to a base64 image of SWAGDIGITS_MAX_UPLOAD_BYTES."""
+    import redis
+
+    url = stack.start_web()
+    limit = config.max_upload_bytes
+
+    def image_message(n_bytes: int) -> dict:
+        return {"image": "data:image/png;base64," + base64.b64encode(b"\x89PNG" + b"\0" * (n_bytes - 4)).decode(),
+                "seq": n_bytes}
+
+    # An image of exactly the upload limit fits: the drawing itself is judged (and refused in words).
+    fits = RawSocket(url)
+    ack = fits.sio.call(p.EVENT_PREDICT, image_message(limit), timeout=30)
+    assert 400 <= ack["status"] < 500 and ack["status"] != 413, ack
+    assert fits.sio.connected and not fits.gone.is_set()
+
+    # A tenth more is refused before any handler runs: the server closes the socket.
+    too_big = RawSocket(url)
+    too_big.sio.emit(p.EVENT_PREDICT, image_message(limit + limit // 10))
+    assert too_big.closed_by_server(), "an oversize message was accepted"
+    assert redis.Redis.from_url(config.redis_url).xlen(p.PREDICT_STREAM) == 0
+    # Nobody else is affected.
+    assert fits.sio.call(p.EVENT_PREDICT, {"image": data_url(3), "seq": 1}, timeout=WAIT_S)["job_id"]
+    fits.sio.disconnect()

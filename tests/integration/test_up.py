@@ -1,7 +1,9 @@
 """``swagdigits up``: the one command that starts everything, and stops it all again."""
+import os
 import re
 import signal
 import subprocess
+import time
 
 import psutil
 import pytest
@@ -62,3 +64,76 @@ def test_up_with_a_redis_url_starts_no_redis(up_env, tmp_path, redis_url):
         assert not any("redis-server" in c.name() for c in children)
     finally:
         up.stop()
+
+
+def _children(up: Proc, role: str) -> list[psutil.Process]:
+    """The live ``swagdigits <role>`` processes ``up`` started (role e.g. "worker predict", "web");
+    not their own children (gunicorn's worker has its master's command line)."""
+    found = []
+    for c in psutil.Process(up.popen.pid).children(recursive=False):
+        try:
+            cmd = c.cmdline()
+            if c.status() != psutil.STATUS_ZOMBIE and "swagdigits" in cmd and \
+                    " ".join(cmd[cmd.index("swagdigits") + 1:]) == role:
+                found.append(c)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def test_up_restarts_a_child_that_dies(up_env, tmp_path, redis_url):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    up = Proc(["up", "--workers", "1", "--port", str(port), "--redis-url", redis_url], up_env,
+              tmp_path / "up.log")
+    try:
+        wait_for(lambda: requests.get(url + "/readyz", timeout=2).ok, "ready", [up])
+        for role in ("worker predict", "web"):
+            [child] = _children(up, role)
+            child.kill()
+            child.wait(10)
+            replaced = wait_for(lambda: _children(up, role), f"a new {role} process", [up])
+            assert [c.pid for c in replaced] != [child.pid]
+        assert up.log().count("exited with -9; restarting") == 2, up.log()[-3000:]
+        # The restarted worker and web serve again: a drawing is answered.
+        wait_for(lambda: requests.get(url + "/readyz", timeout=2).ok, "ready again", [up])
+        res = requests.post(url + "/api/predict", files={"file": ("d.png", digit_png(4), "image/png")},
+                            timeout=30)
+        assert res.status_code == 200 and res.json()["digit"] == 4
+    finally:
+        assert up.stop(signal.SIGTERM, timeout=30) == 0, up.log()[-3000:]
+
+
+def test_sigterm_lets_a_predict_worker_finish_the_drawings_it_holds(up_env, tmp_path, redis_url, redis_conn):
+    from shared.messaging import protocol as p
+    from shared.messaging.predict_queue import PredictQueue
+
+    # 1,000 drawings wait before the worker starts; it claims them in one group (SWAGDIGITS_MAX_BATCH)
+    # and holds them for the second or so their prediction takes.
+    queue = PredictQueue(redis_conn)
+    job_ids = [queue.submit(digit_png(d % 10), limit=5000) for d in range(1000)]
+    port = free_port()
+    env = {**up_env, "SWAGDIGITS_MAX_BATCH": "1000", "SWAGDIGITS_QUEUE_LIMIT": "5000"}
+    up = Proc(["up", "--workers", "1", "--port", str(port), "--redis-url", redis_url], env,
+              tmp_path / "up.log")
+    try:
+        def held():
+            summary = redis_conn.xpending(p.PREDICT_STREAM, p.PREDICT_GROUP)
+            return summary["pending"] >= 100 and summary
+
+        deadline = time.monotonic() + 120
+        while not held():
+            assert time.monotonic() < deadline, "the worker never claimed the drawings\n" + up.log()[-3000:]
+            time.sleep(0.01)
+        os.kill(up.popen.pid, signal.SIGTERM)
+        entries = redis_conn.xpending_range(p.PREDICT_STREAM, p.PREDICT_GROUP, "-", "+", 5000)
+    finally:
+        code = up.stop(signal.SIGTERM, timeout=30)
+    assert code == 0, up.log()[-3000:]
+    assert len(entries) >= 100, "the worker held nothing when SIGTERM came"
+    assert redis_conn.xpending(p.PREDICT_STREAM, p.PREDICT_GROUP)["pending"] == 0, "drawings left held"
+    states = dict(zip(job_ids, queue.states(job_ids)))
+    assert p.STARTED not in states.values(), "a claimed drawing was never answered"
+    finished = sum(s == p.FINISHED for s in states.values())
+    assert finished >= len(entries), (finished, len(entries))
+    assert "killing it" not in up.log()

@@ -56,3 +56,17 @@ def app(web_config, fake_conn):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def frozen_rate_clock(monkeypatch):
+    """Rate-limit windows read this clock: set to the middle of a window, so no boundary
+    falls between a test's requests and splits its count. ``clock.now += s`` moves it."""
+    import types
+
+    from web import rate_limit
+
+    clock = types.SimpleNamespace(now=1_000_000_000.0 + 0.5)
+    clock.time = lambda: clock.now
+    monkeypatch.setattr(rate_limit, "time", clock)
+    return clock

@@ -61,6 +61,7 @@ def test_a_canvas_at_up_to_three_times_its_css_size_is_admitted(default_limits_c
     assert res.status_code == 202, res.json
 
 
+@pytest.mark.usefixtures("frozen_rate_clock")   # no window boundary between the requests
 def test_a_batch_spends_one_prediction_per_image(web_config, fake_conn):
     client = make_client(dataclasses.replace(web_config, rate_limit_predict=10, queue_limit=100), fake_conn)
     images = [b64(digit_png(d)) for d in range(8)]

@@ -111,3 +111,29 @@ def test_wait_takes_only_0_or_1_and_sid_is_bounded(client, app):
         res = client.post(f"/api/predict?{query}", json={"image": data_url(digit_png(2))})
         assert res.status_code == 400 and res.json["status"] == 400, query
     assert app.extensions["swagdigits"].queue.depth() == 0
+
+
+def test_a_finished_job_is_readable_until_the_result_ttl_then_404(web_config, fake_conn):
+    import time
+    from dataclasses import replace
+
+    from web import create_app
+    from web.services import Services
+
+    ttl = 2
+    cfg = replace(web_config, result_ttl=ttl)
+    app = create_app(cfg, services=Services.connect(cfg, conn=fake_conn))
+    client = app.test_client()
+    job_id = client.post("/api/predict?wait=0", json={"image": data_url(digit_png(7))}).json["job_id"]
+    queue = app.extensions["swagdigits"].queue
+    [job] = queue.claim("w", 1, 10)
+    queue.complete([(job, p.PredictionResult(job.job_id, 7, [0.0] * 7 + [1.0, 0.0, 0.0], "v9", {}))])
+    finished_at = time.monotonic()
+    res = client.get(f"/api/jobs/{job_id}")
+    assert res.status_code == 200 and res.json["state"] == "finished" and res.json["result"]["digit"] == 7
+    deadline = finished_at + ttl + 10   # generous: the TTL is what is checked, not the scheduler
+    while client.get(f"/api/jobs/{job_id}").status_code == 200:
+        assert time.monotonic() < deadline, f"job still readable {ttl + 10}s after a {ttl}s TTL"
+        time.sleep(0.2)
+    assert time.monotonic() - finished_at >= ttl - 1, "expired before its TTL"
+    assert client.get(f"/api/jobs/{job_id}").json["error"]

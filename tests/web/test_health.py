@@ -1,3 +1,5 @@
+import time
+
 import redis
 
 from shared.messaging import heartbeat
@@ -33,3 +35,20 @@ def test_the_page_has_the_canvas_and_no_inline_script(client):
     html = client.get("/").get_data(as_text=True)
     assert '<canvas id="canvas"' in html and 'id="prediction"' in html
     assert "<script>" not in html
+
+
+def test_readyz_is_503_once_the_only_workers_heartbeat_is_older_than_three_intervals(client, fake_conn,
+                                                                                     web_config):
+    from shared.messaging import protocol as p
+
+    interval = web_config.worker_heartbeat
+    heartbeat.beat(fake_conn, "w1", {"role": "predict", "model_version": "v1"}, interval)
+    assert client.get("/readyz").status_code == 200
+    # The same worker, last heard of just inside three intervals ago: still ready.
+    fake_conn.zadd(p.WORKERS_KEY, {"w1": time.time() - 3 * interval + 2})
+    assert client.get("/readyz").status_code == 200
+    # Just outside: it is not counted, whatever its hash still says.
+    fake_conn.zadd(p.WORKERS_KEY, {"w1": time.time() - 3 * interval - 1})
+    res = client.get("/readyz")
+    assert res.status_code == 503
+    assert res.json["missing"] == ["predict_worker", "production_model"] and res.json["predict_workers"] == 0

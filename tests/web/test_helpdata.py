@@ -193,3 +193,13 @@ def test_a_full_help_store_answers_507_json_and_writes_nothing(app, web_config):
     from web.rate_limit import HELP_QUOTA
 
     assert s.help_quota.hit(HELP_QUOTA, "127.0.0.1").count == 2
+
+
+def test_get_helpdata_shows_the_configured_threshold_and_the_pending_count(app, web_config):
+    from dataclasses import replace
+
+    app.extensions["swagdigits"].config = replace(web_config, retrain_threshold=37)
+    client = app.test_client()
+    assert client.get("/helpdata").json == {"pending": 0, "threshold": 37}
+    assert client.post("/helpdata", json={"image": _data_url(digit_png(3)), "label": 3}).status_code == 201
+    assert client.get("/helpdata").json == {"pending": 1, "threshold": 37}

@@ -35,12 +35,15 @@ def _second_model(model_dir):
     return registry.publish(registry.load_trained(current.version), {**current.metadata, "source": "test copy"})
 
 
-def _next_event(pubsub, tries=20):
-    for _ in range(tries):
-        message = pubsub.get_message(timeout=0.05)
+def _next_event(pubsub, timeout_s: float = 10.0):
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.5)
         if message:
             return json.loads(message["data"])
-    raise AssertionError("no model event published")
+    raise AssertionError(f"no model event published within {timeout_s}s")
 
 
 def test_models_are_listed_with_state_metrics_and_which_is_live(admin_client, model_dir, fake_conn):

@@ -41,6 +41,7 @@ def test_every_response_carries_the_security_headers(client, path):
     assert res.headers["Referrer-Policy"] == "same-origin"
 
 
+@pytest.mark.usefixtures("frozen_rate_clock")   # no window boundary between the requests
 def test_predictions_over_the_limit_get_429_with_retry_after_per_client(web_config, fake_conn):
     client = make_client(dataclasses.replace(web_config, rate_limit_predict=3, queue_limit=100), fake_conn)
     body = {"image": data_url(digit_png(1))}
@@ -57,6 +58,7 @@ def test_predictions_over_the_limit_get_429_with_retry_after_per_client(web_conf
     assert client.post("/api/batches", json={"images": [body["image"]]}).status_code == 429
 
 
+@pytest.mark.usefixtures("frozen_rate_clock")   # no window boundary between the requests
 def test_help_data_has_its_own_limit_and_the_keys_never_hold_the_address(web_config, fake_conn):
     client = make_client(dataclasses.replace(web_config, rate_limit_help=2), fake_conn)
     env = {"REMOTE_ADDR": "198.51.100.23"}

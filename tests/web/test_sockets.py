@@ -249,4 +249,19 @@ def test_without_redis_a_socket_still_connects_but_gets_no_secret(sock_config):
     dead = redis.Redis(port=free_port(), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
     b = Browser(make_app(sock_config, dead))
     assert b.client.is_connected() and b.session is None
+
+
+def test_socket_predictions_spend_the_addresss_rate_limit_and_the_excess_is_a_429_event(
+        sock_config, redis_conn, frozen_rate_clock):
+    cfg = dataclasses.replace(sock_config, rate_limit_predict=2, queue_limit=100)
+    b = Browser(make_app(cfg, redis_conn))
+    acks = [b.predict({"image": data_url(digit_png(d)), "seq": d}) for d in (1, 2, 3)]
+    assert ["job_id" in ack for ack in acks] == [True, True, False]
+    assert acks[2]["status"] == 429 and "too many predict requests" in acks[2]["error"]
+    error = b.wait(p.EVENT_PREDICTION_ERROR)
+    assert (error["status"], error["seq"]) == (429, 3)
+    assert PredictQueue(redis_conn).depth() == 2, "the refused drawing is not queued"
+    # The next window gives the address its allowance back.
+    frozen_rate_clock.now += cfg.rate_limit_window
+    assert "job_id" in b.predict({"image": data_url(digit_png(4)), "seq": 4})
     b.client.disconnect()

@@ -161,3 +161,31 @@ def test_a_production_model_that_cannot_score_todays_features_is_replaced_at_sta
         w.lifecycle.load_at_start()
     assert w.holder.version != old and w.holder.version == registry.production_id()
     assert "trained on features" in caplog.text
+
+
+def test_a_new_model_failing_its_smoke_prediction_is_refused_and_the_old_one_keeps_serving(
+        worker, redis_conn, caplog):
+    """Checksum and fingerprint fine, answers not: NaN weights make every probability NaN."""
+    import numpy as np
+
+    from shared.model import families
+    from shared.model.base import Trained
+
+    family = families.get("linear")
+    rng = np.random.default_rng(0)
+    estimator = family.build().fit(rng.normal(size=(40, family.pipeline.size)), np.arange(40) % 10)
+    estimator[-1].coef_[:] = np.nan
+    broken = worker.registry.publish(Trained(family, estimator), {"source": "test: NaN weights"})
+    worker.registry.promote(broken)
+    old_version = worker.holder.version
+    failures = worker.metrics.model_swap_failures._value.get()
+
+    assert worker.lifecycle.refresh() is False
+    assert worker.holder.version == old_version
+    assert worker.metrics.model_swap_failures._value.get() == failures + 1
+    assert f"model {broken}" in caplog.text and "refused" in caplog.text
+    queue = PredictQueue(redis_conn)
+    job_id = queue.submit(digit_png(7), limit=10)
+    worker.run_once(block_ms=100)
+    reply = queue.wait_reply(job_id, 1)
+    assert (reply["digit"], reply["model_version"]) == (7, old_version)

@@ -146,11 +146,33 @@ def test_the_retrain_worker_lowers_its_priority(monkeypatch):
     assert retrain_worker.lower_priority(7) == 17 and calls == [7]
 
 
-def test_tolerance_comes_from_the_config(config, redis_conn, help_store, monkeypatch):
-    monkeypatch.setattr(retrain_job, "gate", lambda c, prod, tol: (False, f"tolerance {tol}"))
-    result = retrain_job.retrain(replace(config, promotion_tolerance=0.25), redis_conn,
-                                 ModelRegistry(config.model_dir), help_store, reason="t")
-    assert result["reason"] == "tolerance 0.25"
+@pytest.mark.parametrize("tolerance, outcome", [(0.005, "rejected"), (0.02, "promoted")])
+def test_the_configured_tolerance_decides_a_candidate_one_point_below_production(
+        config, redis_conn, help_store, monkeypatch, tolerance, outcome):
+    """Scores are fixed (candidate 0.94, production 0.95 on the evaluation set, equal on the guard
+    set); what is checked is the real verdict, and that the store follows it."""
+    guard = {"guard_accuracy": 0.95, "guard_recall": [0.95] * 10}
+    monkeypatch.setattr(retrain_job, "_scores",
+                        lambda trained, sets: {**guard, "eval_accuracy": 0.94, "shipped_holdout_accuracy": 0.94})
+    registry = ModelRegistry(config.model_dir)
+    production = registry.production_id()
+    monkeypatch.setattr(retrain_job, "_production_scores",
+                        lambda registry, pipeline, sets: (production, {**guard, "eval_accuracy": 0.95}))
+
+    def quick_fit(train, appended_weight=1.0, family=None):   # a real model, in a second
+        linear = families.get("linear")
+        return Trained(linear, linear.build().fit(train.X, train.y))
+
+    monkeypatch.setattr(training, "fit", quick_fit)
+    result = retrain_job.retrain(replace(config, promotion_tolerance=tolerance), redis_conn, registry,
+                                 help_store, reason="t")
+    assert result["outcome"] == outcome, result
+    states = {m.model_id: m.states for m in registry.list()}
+    if outcome == "promoted":
+        assert registry.production_id() == result["model_id"]
+    else:
+        assert registry.production_id() == production and states[result["model_id"]] == (REJECTED,)
+    assert registry.info(result["model_id"])["extra"]["gate"]["tolerance"] == tolerance
 
 
 def test_a_production_model_of_another_feature_space_does_not_block_retraining(

@@ -114,3 +114,84 @@ def test_a_publisher_killed_at_any_write_never_leaves_a_usable_looking_broken_ve
     newest = registry.publish(dummy(), {})                      # the next publish works
     registry.promote(newest)
     assert registry.load_production().version == newest
+
+
+def test_rollback_goes_to_the_most_recently_retired_of_several(tmp_path):
+    """Retirement order, not creation order: the newest retired model is not the one to go back to."""
+    registry = ModelRegistry(tmp_path / "models")
+    first, second, third = (registry.publish(dummy(), {"n": n}) for n in range(3))
+    registry.promote(second)
+    registry.promote(first)     # second retired
+    registry.promote(third)     # first retired, after second: it is the one to go back to
+    assert {m.model_id for m in registry.list() if RETIRED in m.states} == {first, second}
+    assert registry.rollback() == (first, third)
+    assert registry.production_id() == first
+    # And again: third was retired last now.
+    assert registry.rollback() == (third, first)
+
+
+_PROMOTE_IN_A_CHILD = """
+import sys
+from shared.model.store import ModelRegistry
+ModelRegistry(sys.argv[1]).promote(sys.argv[2], reason="child")
+print("promoted", flush=True)
+"""
+
+
+def test_a_promotion_waits_for_another_process_holding_the_store_lock(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from shared.model.store import _file_lock
+
+    root = tmp_path / "models"
+    registry = ModelRegistry(root)
+    first, second = registry.publish(dummy(), {}), registry.publish(dummy(), {})
+    registry.promote(first)
+    with _file_lock(root / ".promote.lock"):
+        child = subprocess.Popen([sys.executable, "-c", _PROMOTE_IN_A_CHILD, str(root), second],
+                                 stdout=subprocess.PIPE, text=True)
+        # However long the child takes to start, it must still be waiting while we hold the lock.
+        deadline = time.monotonic() + 4.0
+        while time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.2)
+        assert child.poll() is None, "the promotion did not wait for the lock"
+        assert ModelRegistry(root).production_id() == first
+    assert child.wait(60) == 0 and child.stdout.read().strip() == "promoted"
+    assert ModelRegistry(root).production_id() == second
+
+
+_PROMOTE_MANY = """
+import sys
+from shared.model.store import ModelRegistry
+registry = ModelRegistry(sys.argv[1])
+for model_id in sys.argv[2:]:
+    registry.promote(model_id, reason="race")
+"""
+
+
+def test_concurrent_promotions_from_several_processes_leave_one_consistent_history(tmp_path):
+    """Each promotion sees the one before it: one production, and the log is an unbroken chain."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "models"
+    registry = ModelRegistry(root)
+    ids = [registry.publish(dummy(), {}) for _ in range(4)]
+    registry.promote(ids[0])
+    children = [subprocess.Popen([sys.executable, "-c", _PROMOTE_MANY, str(root),
+                                  *[ids[(i + k) % len(ids)] for k in range(12)]])
+                for i in range(len(ids))]
+    assert [c.wait(120) for c in children] == [0] * len(children)
+
+    fresh = ModelRegistry(root)
+    states = {m.model_id: m.states for m in fresh.list()}
+    production = [model_id for model_id, s in states.items() if PRODUCTION in s]
+    assert len(production) == 1, states
+    assert all(s == (RETIRED,) for model_id, s in states.items() if model_id != production[0]), states
+    log = list(reversed(fresh.promotions()))   # oldest first
+    assert len(log) == 1 + 12 * len(ids)
+    for before, after in zip(log, log[1:]):
+        assert after["previous"] == before["model_id"], (before, after)
+    assert log[-1]["model_id"] == production[0]
