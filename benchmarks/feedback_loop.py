@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import itertools
 import json
 import statistics
 import sys
@@ -120,6 +121,29 @@ class Prober:
         return [ms for t, ms, s, _ in self.samples if since <= t <= until and s == 200]
 
 
+_CLIENT_ADDRESSES = itertools.count(2)
+
+
+class _SourceAddressAdapter(requests.adapters.HTTPAdapter):
+    def __init__(self, source: str):
+        self.source = source
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def _client_session() -> requests.Session:
+    """A session from its own loopback address (127.0.0.2, .3, ...): each client is
+    another person to the service, as the per-address quotas, share caps and the
+    corroboration rule of the retraining (issue 17) count people by address."""
+    session = requests.Session()
+    adapter = _SourceAddressAdapter(f"127.0.0.{next(_CLIENT_ADDRESSES)}")
+    session.mount("http://", adapter)
+    return session
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("pendigits", help="path to pendigits-train.csv")
@@ -165,7 +189,7 @@ def main(argv=None) -> int:
         # -- help data from concurrent clients ---------------------------------
         def send(item):
             image, label = item
-            session = getattr(local, "s", None) or setattr(local, "s", requests.Session()) or local.s
+            session = getattr(local, "s", None) or setattr(local, "s", _client_session()) or local.s
             res = session.post(stack.url + "/helpdata", timeout=30, json={
                 "image": base64.b64encode(image).decode(), "label": label})
             return res.status_code, res.json()
