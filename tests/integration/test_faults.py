@@ -117,7 +117,8 @@ def test_a_retrain_killed_mid_training_publishes_nothing_and_frees_its_slot(stac
     url = stack.start_web()
     stack.wait_ready(url)
     before = {m["model_id"] for m in _models(url)}
-    wait_for(lambda: "listening on queue" in retrainer.log(), "retrain worker", stack.procs)
+    # Its warm-up computes the fixed training features (~30 s quiet, minutes on a busy machine).
+    wait_for(lambda: "listening on queue" in retrainer.log(), "retrain worker", stack.procs, timeout=300)
 
     first = requests.post(url + "/api/retrain", headers=AUTH, timeout=5).json()["job_id"]
     wait_for(lambda: _retrain_state(url)["running"] == first, "training to start", stack.procs)

@@ -152,12 +152,14 @@ def test_the_configured_tolerance_decides_a_candidate_one_point_below_production
     """Scores are fixed (candidate 0.94, production 0.95 on the evaluation set, equal on the guard
     set); what is checked is the real verdict, and that the store follows it."""
     guard = {"guard_accuracy": 0.95, "guard_recall": [0.95] * 10}
-    monkeypatch.setattr(retrain_job, "_scores",
-                        lambda trained, sets: {**guard, "eval_accuracy": 0.94, "shipped_holdout_accuracy": 0.94})
     registry = ModelRegistry(config.model_dir)
     production = registry.production_id()
-    monkeypatch.setattr(retrain_job, "_production_scores",
-                        lambda registry, pipeline, sets: (production, {**guard, "eval_accuracy": 0.95}))
+
+    def fixed_scores(model, sets):                   # production reads 0.95, any candidate 0.94
+        accuracy = 0.95 if getattr(model, "version", None) == production else 0.94
+        return {**guard, "eval_accuracy": accuracy, "shipped_holdout_accuracy": accuracy}
+
+    monkeypatch.setattr(retrain_job, "_scores", fixed_scores)
 
     def quick_fit(train, appended_weight=1.0, family=None):   # a real model, in a second
         linear = families.get("linear")
