@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
 from shared.model.features import INK, FeaturePipeline
+from shared.model.training.parallel import map_jobs
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +91,7 @@ def features(scans: Scans, pipeline: FeaturePipeline = INK, processes: int = 1) 
     """Feature rows of ``scans`` (their 28 px images are the ink maps, as sent)."""
     chunks = np.array_split(np.arange(len(scans.labels)), max(1, processes * 4))
     jobs = [(scans.images[idx], pipeline) for idx in chunks if len(idx)]
-    if processes > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(processes, mp_context=get_context("fork")) as pool:
-            parts = list(pool.map(_rows, jobs))
-    else:
-        parts = [_rows(job) for job in jobs]
+    parts = map_jobs(_rows, jobs, processes)
     if not parts:
         return np.zeros((0, pipeline.size), np.float32)
     return np.concatenate(parts)

@@ -28,6 +28,7 @@ from shared.model.features import INK, FeaturePipeline
 from shared.images import drawing
 from shared.images.upload import ImageLimits
 from shared.images.ink import decode_ink
+from shared.model.training.parallel import map_jobs
 
 Stroke = list[tuple[float, float]]
 Template = Callable[[np.random.Generator], list[np.ndarray]]
@@ -517,14 +518,7 @@ def generate(n: int, seed: int = 0, size: int = SYNTH_CANVAS, pipeline: FeatureP
     starts = np.concatenate([[0], np.cumsum(per)[:-1]])
     jobs = [(seed, chunk, int(start), count, size, pipeline)
             for chunk, (start, count) in enumerate(zip(starts, per)) if count]
-    if processes > 1 and len(jobs) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-        from multiprocessing import get_context
-
-        with ProcessPoolExecutor(processes, mp_context=get_context("fork")) as pool:
-            parts = list(pool.map(_chunk, jobs))
-    else:
-        parts = [_chunk(job) for job in jobs]
+    parts = map_jobs(_chunk, jobs, processes)
     if not parts:
         return np.zeros((0, pipeline.size), np.float32), np.zeros(0, np.int64)
     return np.concatenate([X for X, _ in parts]), np.concatenate([y for _, y in parts])
