@@ -1,4 +1,5 @@
 """docker-compose.yaml: valid for docker-compose, and shaped so the stack scales and survives restarts."""
+import os
 import subprocess
 
 import yaml
@@ -64,3 +65,34 @@ def test_the_image_runs_as_a_non_root_user_with_a_health_check_and_the_socketio_
     assert "build-essential" not in final_stage and "gcc" not in final_stage
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", "node_modules", "models", "help_data", ".git"} <= set(ignored)
+
+
+IMAGE_VARIABLES = ("PYTHON_IMAGE", "NODE_IMAGE", "SWAGDIGITS_IMAGE", "REDIS_IMAGE", "PROMETHEUS_IMAGE",
+                   "GRAFANA_IMAGE", "SWAGDIGITS_BIND_ADDR", "SWAGDIGITS_WEB_PORT", "PROMETHEUS_PORT", "GRAFANA_PORT")
+
+
+def resolved(*files: str) -> dict:
+    """The compose configuration docker-compose itself resolves, with none of its variables set."""
+    env = {k: v for k, v in os.environ.items() if k not in IMAGE_VARIABLES}
+    args = [a for f in files for a in ("-f", str(ROOT / f))]
+    res = subprocess.run([tool("docker-compose"), *args, "config"], capture_output=True, text=True, cwd=ROOT,
+                         env=env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return yaml.safe_load(res.stdout)
+
+
+def test_images_default_to_the_official_ones_and_ports_to_loopback():
+    services = resolved("docker-compose.yaml")["services"]
+    assert services["redis"]["image"] == "redis:7.2-alpine"
+    assert services["prometheus"]["image"].startswith("prom/prometheus:")
+    assert services["grafana"]["image"].startswith("grafana/grafana-oss:")
+    assert services["web"]["build"]["args"] == {"PYTHON_IMAGE": "python:3.11-slim-bookworm",
+                                               "NODE_IMAGE": "node:20-bookworm-slim"}
+    published = [port for s in services.values() for port in s.get("ports", [])]
+    assert published and all(port.startswith("127.0.0.1:") for port in published), published
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "ARG NODE_IMAGE=node:20-bookworm-slim" in dockerfile
+    assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in dockerfile
+    froms = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")]
+    assert froms == ["${NODE_IMAGE}", "${PYTHON_IMAGE}", "${PYTHON_IMAGE}"], froms
+
