@@ -96,3 +96,20 @@ def test_images_default_to_the_official_ones_and_ports_to_loopback():
     froms = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")]
     assert froms == ["${NODE_IMAGE}", "${PYTHON_IMAGE}", "${PYTHON_IMAGE}"], froms
 
+
+def test_the_offline_override_uses_only_the_stand_in_images_the_script_builds():
+    services = resolved("docker-compose.yaml", "deploy/offline.yaml")["services"]
+    script = (ROOT / "deploy/offline-images.sh").read_text()
+    started = {name: s for name, s in services.items() if not s.get("profiles")}
+    assert set(started) == {"redis", *APP_SERVICES, "prometheus"}   # Grafana: no Debian package
+    for name, service in started.items():
+        image = service["image"]
+        if name in APP_SERVICES:
+            assert image == "swagdigits:offline" and service["build"]["network"] == "host", name
+            bases = service["build"]["args"].values()
+        else:
+            bases = [image]
+        for base in bases:
+            repo, tag = base.split(":")
+            assert repo.startswith("swagdigits-offline/"), base
+            assert f'"$PREFIX/{repo.split("/", 1)[1]}:{tag}"' in script.replace("$SUITE", "bookworm"), base
