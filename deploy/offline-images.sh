@@ -8,6 +8,7 @@
 #   swagdigits-offline/node:bookworm        nodejs + npm 10         (stands in for node:20-bookworm-slim)
 #   swagdigits-offline/redis:7              redis-server            (stands in for redis:7.2-alpine)
 #   swagdigits-offline/prometheus:2         prometheus + wget       (stands in for prom/prometheus)
+#   swagdigits-offline/nginx:1              nginx + curl            (stands in for nginx:1.27-bookworm)
 #
 # deploy/offline.yaml points docker-compose at them (the app image itself is built from the
 # unchanged Dockerfile with those bases as build args, pip reaching PyPI):
@@ -166,6 +167,19 @@ USER nobody
 EXPOSE 9090
 ENTRYPOINT ["/usr/bin/prometheus"]
 CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]
+DOCKERFILE
+
+build "$PREFIX/nginx:1" <<'DOCKERFILE'
+ARG BASE
+FROM $BASE
+# As the official image: only conf.d/ holds servers, logs go to the container's output;
+# curl: compose's health check uses it.
+RUN apt-get update && apt-get install -y nginx curl && rm -rf /var/lib/apt/lists/* \
+ && rm -f /etc/nginx/sites-enabled/* \
+ && ln -sf /dev/stdout /var/log/nginx/access.log && ln -sf /dev/stderr /var/log/nginx/error.log
+EXPOSE 8080
+STOPSIGNAL SIGQUIT
+CMD ["nginx", "-g", "daemon off;"]
 DOCKERFILE
 
 log "stand-in images ready in $((SECONDS - total)) s"

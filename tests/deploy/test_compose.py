@@ -27,10 +27,15 @@ def test_every_part_of_the_service_is_there_with_health_checks_and_restarts():
         assert "healthcheck" in service, f"{name} has no health check"
 
 
-def test_predict_workers_can_be_scaled():
-    worker = load()["services"]["predict-worker"]
-    assert "container_name" not in worker and "ports" not in worker
-    assert worker["environment"]["SWAGDIGITS_METRICS_PORT"] == "9100"
+def test_predict_workers_and_web_can_be_scaled():
+    services = load()["services"]
+    for name in ("predict-worker", "web"):
+        assert "container_name" not in services[name] and "ports" not in services[name], name
+    assert services["predict-worker"]["environment"]["SWAGDIGITS_METRICS_PORT"] == "9100"
+    # the proxy alone publishes the web tier, and keeps each browser on one replica
+    assert services["proxy"]["depends_on"]["web"]["condition"] == "service_healthy"
+    nginx = (ROOT / "deploy/nginx.conf").read_text()
+    assert "hash $swagdigits_route;" in nginx and "server web:5000;" in nginx
 
 
 def test_app_services_wait_for_a_healthy_redis_and_keep_data_in_named_volumes():
@@ -67,7 +72,7 @@ def test_the_image_runs_as_a_non_root_user_with_a_health_check_and_the_socketio_
     assert {".venv", "node_modules", "models", "help_data", ".git"} <= set(ignored)
 
 
-IMAGE_VARIABLES = ("PYTHON_IMAGE", "NODE_IMAGE", "SWAGDIGITS_IMAGE", "REDIS_IMAGE", "PROMETHEUS_IMAGE",
+IMAGE_VARIABLES = ("PYTHON_IMAGE", "NODE_IMAGE", "SWAGDIGITS_IMAGE", "REDIS_IMAGE", "PROMETHEUS_IMAGE", "NGINX_IMAGE",
                    "GRAFANA_IMAGE", "SWAGDIGITS_BIND_ADDR", "SWAGDIGITS_WEB_PORT", "PROMETHEUS_PORT", "GRAFANA_PORT")
 
 
@@ -86,6 +91,7 @@ def test_images_default_to_the_official_ones_and_ports_to_loopback():
     assert services["redis"]["image"] == "redis:7.2-alpine"
     assert services["prometheus"]["image"].startswith("prom/prometheus:")
     assert services["grafana"]["image"].startswith("grafana/grafana-oss:")
+    assert services["proxy"]["image"].startswith("nginx:")
     assert services["web"]["build"]["args"] == {"PYTHON_IMAGE": "python:3.11-slim-bookworm",
                                                "NODE_IMAGE": "node:20-bookworm-slim"}
     published = [port for s in services.values() for port in s.get("ports", [])]
@@ -101,7 +107,7 @@ def test_the_offline_override_uses_only_the_stand_in_images_the_script_builds():
     services = resolved("docker-compose.yaml", "deploy/offline.yaml")["services"]
     script = (ROOT / "deploy/offline-images.sh").read_text()
     started = {name: s for name, s in services.items() if not s.get("profiles")}
-    assert set(started) == {"redis", *APP_SERVICES, "prometheus"}   # Grafana: no Debian package
+    assert set(started) == {"redis", *APP_SERVICES, "proxy", "prometheus"}   # Grafana: no Debian package
     for name, service in started.items():
         image = service["image"]
         if name in APP_SERVICES:

@@ -1,13 +1,15 @@
-"""docker-compose.yaml for real: the stack on a real Docker engine, scaled to 3 predict workers.
+"""docker-compose.yaml for real: the stack on a real Docker engine, 3 predict workers, 2 web replicas.
 
 Runs `docker-compose -f docker-compose.yaml -f deploy/offline.yaml` (stand-in images from
 Debian packages, built by deploy/offline-images.sh: no image registry is reachable here)
 under a project name of its own, and checks what README promises of it, in order: ready
-through the published port, which listens on 127.0.0.1 only; predictions answered;
+through the proxy's published port, which listens on 127.0.0.1 only; predictions answered;
 Prometheus finds the 3 predict workers through Docker's DNS; a worker killed under steady
 load loses no prediction; a Redis killed and started again keeps the help counts and a
 queued retraining (append-only file); that retraining promotes a model all 3 workers then
-serve; `down -v` leaves no container, volume or network behind.
+serve; Socket.IO clients, long-polling ones too, spread by the proxy over both web replicas
+each get their own answers and nobody else's; `down -v` leaves no container, volume or
+network behind.
 
 The tests share one stack and run in file order. Containers live only on the network
 compose creates for the project, every published port is bound to 127.0.0.1 (Docker picks
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import socketio
 
 from shared.messaging import protocol as p
 from testkit.drawings import digit_png
@@ -37,6 +40,7 @@ from tests.deploy.conftest import ROOT, tool
 pytestmark = pytest.mark.integration
 
 WORKERS = 3
+WEBS = 2
 TOKEN = secrets.token_hex(16)
 FILES = ["-f", "docker-compose.yaml", "-f", "deploy/offline.yaml"]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -150,10 +154,11 @@ def stack(request):
     timings["app image build"] = time.monotonic() - start
     try:
         start = time.monotonic()
-        compose("up", "-d", "--no-build", "--scale", f"predict-worker={WORKERS}", timeout=300)
+        compose("up", "-d", "--no-build", "--scale", f"predict-worker={WORKERS}", "--scale", f"web={WEBS}",
+                timeout=300)
         timings["up -d"] = time.monotonic() - start
         timings["started at"] = time.monotonic()
-        compose.web_url = "http://" + compose.published("web", 5000)
+        compose.web_url = "http://" + compose.published("proxy", 8080)
         compose.prometheus_url = "http://" + compose.published("prometheus", 9090)
         yield compose
     finally:
@@ -369,6 +374,76 @@ def test_the_queued_retraining_promotes_a_model_every_worker_serves(stack, reque
     assert {a["model_version"] for a in answers} == {new}
     report(request, f"retraining promoted {new} and every worker served it "
                     f"{stack.timings['retrain to served']:.0f} s after the retrain worker started")
+
+
+class Socket:
+    """A Socket.IO client of its own (own cookie jar) that records every answer pushed to it."""
+
+    def __init__(self, url: str, transport: str):
+        self.sio = socketio.Client(reconnection=False)
+        self.got: list[dict] = []
+        self._cv = threading.Condition()
+        for event in (p.EVENT_PREDICTION, p.EVENT_PREDICTION_ERROR):
+            self.sio.on(event, self._record)
+        self.sio.connect(url, transports=[transport], wait_timeout=10)
+
+    def _record(self, data: dict) -> None:
+        with self._cv:
+            self.got.append(data)
+            self._cv.notify_all()
+
+    def predict(self, digit: int, seq: int) -> str:
+        image = "data:image/png;base64," + base64.b64encode(digit_png(digit)).decode()
+        ack = self.sio.call(p.EVENT_PREDICT, {"image": image, "seq": seq}, timeout=10)
+        assert "job_id" in ack, ack
+        return ack["job_id"]
+
+    def wait_for(self, job_ids: set[str], timeout: float = 15) -> None:
+        with self._cv:
+            self._cv.wait_for(lambda: job_ids <= {d.get("job_id") for d in self.got}, timeout)
+
+    def close(self) -> None:
+        self.sio.disconnect()
+
+
+def sockets_per_web(stack: Compose) -> dict[str, int]:
+    """Socket.IO clients each web replica holds, from its own /metrics."""
+    counts = {}
+    for container in stack.containers("web"):
+        metrics = docker("exec", container, "python", "-c", "import urllib.request; print(urllib.request."
+                         "urlopen('http://127.0.0.1:5000/metrics', timeout=5).read().decode())")
+        [line] = [line for line in metrics.splitlines() if line.startswith("swagdigits_socketio_connected_clients ")]
+        counts[container[:12]] = int(float(line.split()[1]))
+    return counts
+
+
+def test_sockets_on_different_web_replicas_each_get_only_their_own_answers(stack, request):
+    """Long-polling sockets (a series of requests: they work only if every one reaches the replica
+    holding the session) and WebSockets, spread over both replicas by the proxy."""
+    wait_until_ready(stack)
+    assert len(stack.containers("web")) == WEBS
+    sockets: list[Socket] = []
+    try:
+        # Keys are random: open sockets until each replica holds at least 2.
+        for _ in range(6):
+            sockets += [Socket(stack.web_url, "polling") for _ in range(3)] + [Socket(stack.web_url, "websocket")]
+            counts = sockets_per_web(stack)
+            if len(counts) == WEBS and min(counts.values()) >= 2:
+                break
+        assert len(counts) == WEBS and min(counts.values()) >= 2, counts
+        assert sum(counts.values()) == len(sockets), counts
+        sent = {id(s): {s.predict(n % 10, seq) for seq in range(1, 4)} for n, s in enumerate(sockets)}
+        for s in sockets:
+            s.wait_for(sent[id(s)])
+        time.sleep(1)   # anything pushed to the wrong socket would have arrived by now
+        for s in sockets:
+            got = [d.get("job_id") for d in s.got]
+            assert sorted(got) == sorted(sent[id(s)]), (got, sent[id(s)])
+            assert all("digit" in d for d in s.got), s.got
+        report(request, f"{len(sockets)} sockets over {WEBS} web replicas {counts}: each got only its own answers")
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def test_down_with_volumes_leaves_nothing(stack):
