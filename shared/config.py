@@ -55,6 +55,14 @@ SETTINGS: dict[str, Setting] = {
     "sockets_per_client": Setting("SWAGDIGITS_SOCKETS_PER_CLIENT", "20", int,
                                   "Open Socket.IO connections one client address may hold in one web "
                                   "process (a new one over it is refused with 429); 0: no cap."),
+    # Behind a reverse proxy every request comes from the proxy's address: per-address rate
+    # limits, help quotas and socket caps would count all clients as one. Trusting
+    # X-Forwarded-For from exactly this many proxies restores the client's address; any more
+    # and a client could claim any address it likes.
+    "proxy_hops": Setting("SWAGDIGITS_PROXY_HOPS", "0", int,
+                          "Reverse proxies in front of the web tier whose X-Forwarded-For is trusted "
+                          "(the client address is taken from it); 0: none, the peer address counts. "
+                          "docker-compose.yaml sets 1 for its nginx."),
     "http_threads": Setting("SWAGDIGITS_HTTP_THREADS", "16", int,
                             "Web threads Socket.IO may never take: at most SWAGDIGITS_WEB_THREADS "
                             "minus this many connections are open at once (503 above), so HTTP "
@@ -182,6 +190,7 @@ class Config:
     port: int
     web_threads: int
     sockets_per_client: int
+    proxy_hops: int
     http_threads: int
     metrics_host: str
     metrics_port: int
@@ -251,6 +260,8 @@ class Config:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{SETTINGS[name].env} must be positive")
         self.check_memory()
+        if self.proxy_hops < 0:
+            raise ConfigError(f"{SETTINGS['proxy_hops'].env} must be 0 or more")
         if self.sockets_per_client < 0:
             raise ConfigError(f"{SETTINGS['sockets_per_client'].env} must be 0 or more")
         if not 0 < self.http_threads < self.web_threads:

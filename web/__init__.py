@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared.config import Config
 from web.services import EXTENSION_KEY, Services
@@ -44,5 +45,8 @@ def create_app(config: Config | None = None, services: Services | None = None,
 
     security.init_app(app)
     app.register_blueprint(openapi.bp)
+    if config.proxy_hops:
+        # Outermost, so the socket caps and every per-address rule see the client's address.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.proxy_hops)
     logging.getLogger(__name__).debug("app created for %s", security.redact_url(config.redis_url))
     return app

@@ -22,7 +22,8 @@ client address in Redis (``web.rate_limit``); a batch counts one per image
 (``web.batches`` charges the rest once it has counted them), so the limit holds however
 many web processes serve the client. Over the limit: 429 JSON with
 ``Retry-After``. The client is ``request.remote_addr``; forwarded-for headers
-are not trusted, since anyone can send them.
+are trusted only from the ``SWAGDIGITS_PROXY_HOPS`` reverse proxies the
+operator declares (``web/__init__.py``), since anyone can send them.
 """
 from __future__ import annotations
 

@@ -58,6 +58,22 @@ def test_predictions_over_the_limit_get_429_with_retry_after_per_client(web_conf
     assert client.post("/api/batches", json={"images": [body["image"]]}).status_code == 429
 
 
+@pytest.mark.usefixtures("frozen_rate_clock")
+@pytest.mark.parametrize("hops, separate", [(0, False), (1, True)])
+def test_forwarded_for_names_the_client_only_behind_a_declared_proxy(web_config, fake_conn, hops, separate):
+    """Behind compose's nginx every request comes from the proxy: with one trusted hop the
+    limit counts each forwarded client; without, a forged header gains nothing."""
+    client = make_client(dataclasses.replace(web_config, rate_limit_predict=2, queue_limit=100,
+                                             proxy_hops=hops), fake_conn)
+    body = {"image": data_url(digit_png(1))}
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}
+    def send(client_address):
+        return client.post("/api/predict?wait=0", json=body, environ_base=proxy,
+                           headers={"X-Forwarded-For": client_address}).status_code
+    assert [send("192.0.2.1") for _ in range(3)] == [202, 202, 429]
+    assert (send("192.0.2.2") == 202) is separate
+
+
 @pytest.mark.usefixtures("frozen_rate_clock")   # no window boundary between the requests
 def test_help_data_has_its_own_limit_and_the_keys_never_hold_the_address(web_config, fake_conn):
     client = make_client(dataclasses.replace(web_config, rate_limit_help=2), fake_conn)
