@@ -90,15 +90,18 @@ def test_up_restarts_a_child_that_dies(up_env, tmp_path, redis_url):
         wait_for(lambda: requests.get(url + "/readyz", timeout=2).ok, "ready", [up])
         for role in ("worker predict", "web"):
             [child] = _children(up, role)
+            orphans = child.children(recursive=True)   # gunicorn's worker outlives its master briefly
             child.kill()
             child.wait(10)
+            psutil.wait_procs(orphans, timeout=30)      # until then it may still answer on the port
             replaced = wait_for(lambda: _children(up, role), f"a new {role} process", [up])
             assert [c.pid for c in replaced] != [child.pid]
         assert up.log().count("exited with -9; restarting") == 2, up.log()[-3000:]
         # The restarted worker and web serve again: a drawing is answered.
         wait_for(lambda: requests.get(url + "/readyz", timeout=2).ok, "ready again", [up])
-        res = requests.post(url + "/api/predict", files={"file": ("d.png", digit_png(4), "image/png")},
-                            timeout=30)
+        res = wait_for(lambda: requests.post(url + "/api/predict", timeout=30,
+                                             files={"file": ("d.png", digit_png(4), "image/png")}),
+                       "a drawing answered", [up])
         assert res.status_code == 200 and res.json()["digit"] == 4
     finally:
         assert up.stop(signal.SIGTERM, timeout=30) == 0, up.log()[-3000:]
