@@ -97,3 +97,16 @@ def config(tmp_path, clean_redis, model_dir) -> Config:
     redis_server = clean_redis
     return Config.from_env({}, redis_url=redis_server.url, data_dir=tmp_path, model_dir=model_dir,
                            help_dir=tmp_path / "help_data", predict_timeout=3.0)
+
+
+@pytest.fixture
+def help_store(config, redis_conn):
+    """A help store holding 40 drawings: each digit drawn with four brushes."""
+    from shared.help_store import HelpStore
+    from testkit.drawings import digit_png
+
+    store = HelpStore(config.help_dir, redis_conn)
+    for brush in (12, 16, 20, 24):
+        for d in range(10):
+            store.add(digit_png(d, brush=brush), d)
+    return store

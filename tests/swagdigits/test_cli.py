@@ -10,10 +10,8 @@ import time
 
 import pytest
 
-from shared.help_store import HelpStore
 from shared.messaging import protocol as p
 from shared.model.store import PRODUCTION, RETIRED, ModelRegistry
-from testkit.drawings import digit_png
 from tests.integration.conftest import Proc
 
 
@@ -113,16 +111,7 @@ def test_train_no_promote_publishes_without_touching_production(cli_env, model_d
     assert registry.production_id() not in (production, new_id)
 
 
-@pytest.fixture
-def help_images(config, redis_conn):
-    store = HelpStore(config.help_dir, redis_conn)
-    for brush in (12, 16, 20, 24):
-        for d in range(10):
-            store.add(digit_png(d, brush=brush), d)
-    return store
-
-
-def test_retrain_in_process_prints_the_verdict_and_the_store_follows_it(cli_env, model_dir, help_images):
+def test_retrain_in_process_prints_the_verdict_and_the_store_follows_it(cli_env, model_dir, help_store):
     registry = ModelRegistry(model_dir)
     before = {m.model_id for m in registry.list()}
     production = registry.production_id()
@@ -134,7 +123,7 @@ def test_retrain_in_process_prints_the_verdict_and_the_store_follows_it(cli_env,
     assert after.keys() - before == {verdict["model_id"]}
     expected = verdict["model_id"] if verdict["outcome"] == "promoted" else production
     assert registry.production_id() == expected
-    assert help_images.pending() == 0
+    assert help_store.pending() == 0
 
 
 def test_retrain_wait_times_out_with_status_1_when_no_retrain_worker_runs(cli_env, redis_conn):
@@ -145,7 +134,7 @@ def test_retrain_wait_times_out_with_status_1_when_no_retrain_worker_runs(cli_en
     assert f"retrain job {job_id} still queued after 2s" in res.stderr
 
 
-def test_retrain_wait_prints_the_retrain_workers_verdict(cli_env, model_dir, help_images, tmp_path):
+def test_retrain_wait_prints_the_retrain_workers_verdict(cli_env, model_dir, help_store, tmp_path):
     worker = Proc(["worker", "retrain"], cli_env, tmp_path / "retrain-worker.log")
     try:
         res = swagdigits(cli_env, "retrain", "--wait", "--timeout", "500", timeout=600)

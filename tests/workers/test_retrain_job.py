@@ -9,25 +9,14 @@ import pytest
 from shared.messaging import protocol as p
 from shared.model.training import fitting as training
 from shared.messaging import retrain_trigger
-from shared.help_store import HelpStore
 from shared.model import families
 from shared.model.base import Trained
 from shared.model.store import REJECTED, ArtifactMismatch, ModelRegistry
-from testkit.drawings import digit_png
 from tests.fakes import RecordingPusher
 from shared.model.features import INK
 from workers import retrain_job
 
 
-
-
-@pytest.fixture
-def help_store(config, redis_conn):
-    store = HelpStore(config.help_dir, redis_conn)
-    for brush in (12, 16, 20, 24):
-        for d in range(10):
-            store.add(digit_png(d, brush=brush), d)
-    return store
 
 
 def _events(redis_conn):
@@ -48,7 +37,7 @@ def test_a_good_candidate_is_versioned_promoted_and_announced(config, redis_conn
     assert registry.production_id() == new and new != parent
     meta = registry.info(new)["extra"]
     assert meta["parent"] == parent and meta["gate"]["passed"] is True
-    assert meta["n_help_images"] + meta["n_help_holdout"] == 40 and meta["n_help_images"] > 0
+    assert meta["n_help_store"] + meta["n_help_holdout"] == 40 and meta["n_help_store"] > 0
     assert meta["n_holdout"] == meta["n_help_holdout"] + len(training.shipped_digits()[1].y)
     assert set(meta["libraries"]) >= {"scikit-learn", "numpy"}
     assert meta["production_scores"]["eval_accuracy"] > 0.5
@@ -79,7 +68,7 @@ def test_a_worse_candidate_is_rejected_kept_and_production_stays(config, redis_c
     assert help_store.pending() == 0, "a rejected run still used the help data"
 
 
-def test_held_back_help_images_are_never_trained_on(config, help_store):
+def test_held_back_help_store_are_never_trained_on(config, help_store):
     from shared.images.upload import ImageLimits
 
     limits = ImageLimits.from_config(config)
