@@ -37,7 +37,7 @@ def test_a_good_candidate_is_versioned_promoted_and_announced(config, redis_conn
     assert registry.production_id() == new and new != parent
     meta = registry.info(new)["extra"]
     assert meta["parent"] == parent and meta["gate"]["passed"] is True
-    assert meta["n_help_store"] + meta["n_help_holdout"] == 40 and meta["n_help_store"] > 0
+    assert meta["n_help_images"] + meta["n_help_holdout"] == 40 and meta["n_help_images"] > 0
     assert meta["n_holdout"] == meta["n_help_holdout"] + len(training.shipped_digits()[1].y)
     assert set(meta["libraries"]) >= {"scikit-learn", "numpy"}
     assert meta["production_scores"]["eval_accuracy"] > 0.5
@@ -68,7 +68,7 @@ def test_a_worse_candidate_is_rejected_kept_and_production_stays(config, redis_c
     assert help_store.pending() == 0, "a rejected run still used the help data"
 
 
-def test_held_back_help_store_are_never_trained_on(config, help_store):
+def test_held_back_help_images_are_never_trained_on(config, help_store):
     from shared.images.upload import ImageLimits
 
     limits = ImageLimits.from_config(config)
