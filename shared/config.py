@@ -169,6 +169,10 @@ SETTINGS: dict[str, Setting] = {
                             "The drawing page says it is not sure, and offers its two best "
                             "guesses as one-tap answers, when the top probability is below this; "
                             "0: never, 1: always."),
+    "drift_window": Setting("SWAGDIGITS_DRIFT_WINDOW", "1000", int,
+                            "Answers per predict worker that the drift gauges compare with the "
+                            "serving model's evaluation set (a rolling window, restarted with "
+                            "each model)."),
 }
 
 
@@ -227,6 +231,7 @@ class Config:
     rate_limit_window: int
     allowed_origins: str
     unsure_below: float
+    drift_window: int
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Config":
@@ -253,7 +258,7 @@ class Config:
         for name in ("port", "web_threads", "result_ttl", "queue_limit", "max_batch",
                      "max_upload_bytes", "max_image_pixels", "max_image_side", "worker_heartbeat",
                      "batch_max_images", "batch_max_bytes", "batch_chunk_size", "batch_ttl",
-                     "rate_limit_window"):
+                     "rate_limit_window", "drift_window"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{SETTINGS[name].env} must be positive")
         for name in ("predict_timeout", "redis_timeout"):

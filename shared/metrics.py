@@ -33,6 +33,8 @@ from prometheus_client import (REGISTRY, CollectorRegistry, Counter, Gauge, Hist
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from shared.model.drift import DriftWindow
+
 log = logging.getLogger(__name__)
 
 NAMESPACE = "swagdigits"
@@ -62,6 +64,7 @@ class WebMetrics:
     http_requests: Counter
     http_duration: Histogram
     help_images: Counter
+    corrections: Counter
     retrain_requests: Counter
 
     @classmethod
@@ -74,6 +77,9 @@ class WebMetrics:
                                     buckets=HTTP_BUCKETS, registry=registry),
             help_images=Counter(_name("help_images_received_total"), "Labelled help images accepted from users.",
                                 registry=registry),
+            corrections=Counter(_name("corrections_total"), "Help images that correct an answer (the label "
+                                "differs from the digit the worker recorded for the job_id sent), by the "
+                                "model version that gave the answer.", ["version"], registry=registry),
             retrain_requests=Counter(_name("retrain_requests_total"), "Retrain requests (threshold, API or CLI).",
                                      registry=registry),
         )
@@ -100,6 +106,11 @@ class PredictMetrics:
     model_info: Gauge
     model_swaps: Counter
     model_swap_failures: Counter
+    drift_psi: Gauge
+    low_confidence: Gauge
+    low_confidence_reference: Gauge
+    drift_window: Gauge
+    _drift = None       # the worker's DriftWindow once watch_drift attaches it (not a field)
 
     @classmethod
     def build(cls, registry: CollectorRegistry = REGISTRY) -> "PredictMetrics":
@@ -129,6 +140,16 @@ class PredictMetrics:
                                 registry=registry),
             model_swap_failures=Counter(_name("model_swap_failures_total"), "Promoted models refused (bad "
                                         "checksum, failed smoke test).", registry=registry),
+            drift_psi=Gauge(_name("prediction_drift_psi"), "Population stability index of the digits this "
+                            "worker's last answers name against the serving model's evaluation set (NaN "
+                            "before the first answer).", registry=registry),
+            low_confidence=Gauge(_name("low_confidence_share"), "Share of this worker's last answers whose "
+                                 "top probability is under SWAGDIGITS_UNSURE_BELOW.", registry=registry),
+            low_confidence_reference=Gauge(_name("low_confidence_reference_share"), "The same share on the "
+                                           "serving model's evaluation set.", registry=registry),
+            drift_window=Gauge(_name("drift_window_answers"), "Answers the drift gauges are computed over "
+                               "(at most SWAGDIGITS_DRIFT_WINDOW; the window restarts with each model).",
+                               registry=registry),
         )
         # Label lookups cost more than the increments: keep the ten digit children at hand.
         m._by_digit = [m.predictions.labels(digit) for digit in DIGITS]
@@ -156,6 +177,8 @@ class PredictMetrics:
         confidence = self.confidence.observe
         for conf in confidences:
             confidence(conf)
+        if self._drift is not None:
+            self._drift.add(digits, confidences)
         if digits:
             self.last_digit.set(digits[-1])
             self.last_time.set(done_at)
@@ -165,6 +188,7 @@ class PredictMetrics:
 
     def observe_batch_results(self, results: list[dict]) -> None:
         """Count a batch chunk's answers by digit (its latencies would drown the interactive ones: not timed)."""
+        digits, confidences = [], []
         for result in results:
             digit = result.get("digit")
             if digit is None:
@@ -172,13 +196,28 @@ class PredictMetrics:
                 continue
             self._by_digit[digit].inc()
             self.confidence.observe(result["probabilities"][digit])
+            digits.append(digit)
+            confidences.append(result["probabilities"][digit])
+        if self._drift is not None:
+            self._drift.add(digits, confidences)
 
-    def serving(self, version: str, swapped: bool) -> None:
-        """A model went live: replace the info series, count it as a swap unless it is the first."""
+    def watch_drift(self, window: DriftWindow) -> None:
+        """Compute the drift gauges from ``window`` whenever Prometheus scrapes (nothing per answer)."""
+        self._drift = window
+        self.drift_psi.set_function(window.digit_psi)
+        self.low_confidence.set_function(window.low_confidence_share)
+        self.low_confidence_reference.set_function(window.reference_low_confidence_share)
+        self.drift_window.set_function(lambda: window.count)
+
+    def serving(self, version: str, swapped: bool, reference: dict | None = None) -> None:
+        """A model went live: replace the info series, count it as a swap unless it is the first,
+        and restart the drift window against the new model's reference."""
         self.model_info.clear()
         self.model_info.labels(version).set(1)
         if swapped:
             self.model_swaps.inc()
+        if self._drift is not None:
+            self._drift.reset(reference)
 
 
 # -- retrain worker -----------------------------------------------------------
@@ -258,6 +297,11 @@ def record_retrain(outcome: str, seconds: float, candidate_acc: float | None = N
 def record_help_image() -> None:
     """The web tier accepted one labelled help image."""
     web().help_images.inc()
+
+
+def record_correction(model_version: str) -> None:
+    """A user said the answer ``model_version`` gave was wrong (the correction rate's numerator)."""
+    web().corrections.labels(model_version).inc()
 
 
 def record_retrain_request() -> None:

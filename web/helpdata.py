@@ -72,6 +72,8 @@ def add_help():
         raise
     if added.created:
         metrics.record_help_image()
+        if model_version and predicted is not None and predicted != label:
+            metrics.record_correction(model_version)
     else:  # a duplicate takes no room
         _refund_quota(client)
     body = {"id": added.id, "label": added.label, "pending": added.pending, "duplicate": not added.created}

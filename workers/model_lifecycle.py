@@ -64,7 +64,7 @@ class ModelLifecycle:
                 log.info("another worker is training a model; waiting for it")
                 time.sleep(0.5)
         self.holder.swap(model)
-        self.metrics.serving(model.version, swapped=False)
+        self.metrics.serving(model.version, swapped=False, reference=model.metadata.get("reference"))
         log.info("serving model %s (%s)", model.version, model.family)
 
     def _bootstrap(self, reason: str) -> None:
@@ -115,7 +115,8 @@ class ModelLifecycle:
             self.metrics.model_swap_failures.inc()
             return False
         previous = self.holder.swap(model)
-        self.metrics.serving(model.version, swapped=previous is not None)
+        self.metrics.serving(model.version, swapped=previous is not None,
+                             reference=model.metadata.get("reference"))
         log.info("swapped model %s -> %s", previous.version if previous else None, model.version)
         self.on_swap()
         return True

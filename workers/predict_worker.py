@@ -30,6 +30,7 @@ from shared.messaging.connection import connect
 from shared.messaging.predict_queue import Job, PredictQueue
 from shared.messaging.push import Pusher
 from shared.messaging.streams import read_groups
+from shared.model.drift import DriftWindow
 from shared.model.inference import Featurized, predict_featurized, predict_images
 from shared.model.store import ModelRegistry
 from workers.model_holder import ModelHolder
@@ -56,6 +57,7 @@ class PredictWorker:
         self.limits = ImageLimits.from_config(config)
         self.holder = ModelHolder()
         self.metrics = metrics.predict()
+        self.metrics.watch_drift(DriftWindow(config.drift_window, config.unsure_below))
         self.lifecycle = ModelLifecycle(registry, conn, self.holder, self.metrics, self.name,
                                         family=config.model_family, on_swap=self._beat)
         self.metrics_port: int | None = None

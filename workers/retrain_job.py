@@ -67,7 +67,7 @@ from shared.model.features import FeaturePipeline
 from shared.model.store import ModelRegistry, ModelStoreError
 from shared.model.training import fitting as training
 from shared.model.training.feature_cache import HelpFeatureCache
-from shared.model.training.publishing import library_versions
+from shared.model.training.publishing import drift_reference, library_versions
 from workers.retrain_result import RetrainResult
 
 log = logging.getLogger("swagdigits.retrain")
@@ -183,6 +183,7 @@ def _retrain(config, conn, registry, help_store, reason, pusher) -> dict:
         "source": f"retrain ({reason})",
         "parent": parent,
         "libraries": library_versions(),
+        "reference": drift_reference(trained, sets.guard),
     }
     model_id = registry.publish(trained, metadata)
     if passed:

@@ -127,11 +127,17 @@ def test_every_dashboard_and_alert_expression_works_against_a_real_prometheus(pr
                          timeout=5).status_code == 400
     image = "data:image/png;base64," + base64.b64encode(digit_png(3)).decode()
     assert requests.post(url + "/helpdata", json={"image": image, "label": 3}, timeout=5).status_code == 201
+    # A correction: a user says the answer to one drawing was wrong (its job_id names the version).
+    answer = res.json()
+    wrong = "data:image/png;base64," + base64.b64encode(digit_png(answer["digit"], brush=14)).decode()
+    assert requests.post(url + "/helpdata", timeout=5, json={
+        "image": wrong, "label": (answer["digit"] + 1) % 10, "job_id": answer["job_id"]}).status_code == 201
 
     # Every worker answered something, and Prometheus has seen it in at least two scrapes (rate needs two).
     wait_for(lambda: len(prom.query("swagdigits_last_prediction_timestamp_seconds > 0")) == 2
              and prom.query('sum(rate(swagdigits_predictions_total[1m])) > 0')
-             and prom.query("swagdigits_help_images_received_total > 0"),
+             and prom.query("swagdigits_help_images_received_total > 0")
+             and prom.query("rate(swagdigits_corrections_total[1m]) >= 0"),
              "predictions from both workers in Prometheus", timeout=30)
     time.sleep(2)
 

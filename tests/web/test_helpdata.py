@@ -93,6 +93,28 @@ def test_the_prediction_and_version_come_from_the_job_when_given(client, app, we
     assert (meta["predicted"], meta["model_version"], meta["job_id"]) == (6, "model-x", job_id)
 
 
+def test_a_correction_is_counted_for_the_model_version_that_gave_the_answer(client, app, web_config):
+    from prometheus_client import REGISTRY
+
+    def corrections(version):
+        return REGISTRY.get_sample_value("swagdigits_corrections_total", {"version": version}) or 0
+
+    import json
+
+    s = app.extensions["swagdigits"]
+    for job_id, digit in (("c" * 32, 6), ("d" * 32, 4)):
+        s.conn.hset(p.JOB_KEY.format(job_id), mapping={"state": p.FINISHED, "result": json.dumps(
+            {"job_id": job_id, "digit": digit, "probabilities": [0.1] * 10, "model_version": "model-c"})})
+    before = corrections("model-c")
+    assert client.post("/helpdata", json={"image": _data_url(digit_png(5)), "label": 5,
+                                          "job_id": "c" * 32}).status_code == 201   # 6 was wrong
+    assert client.post("/helpdata", json={"image": _data_url(digit_png(4)), "label": 4,
+                                          "job_id": "d" * 32}).status_code == 201   # 4 was right
+    assert client.post("/helpdata", json={"image": _data_url(digit_png(8)), "label": 8,
+                                          "predicted": 3}).status_code == 201       # no job: whose answer?
+    assert corrections("model-c") - before == 1
+
+
 def test_reaching_the_threshold_queues_exactly_one_retrain(app, fake_conn, web_config):
     from dataclasses import replace
 

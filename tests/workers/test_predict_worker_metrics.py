@@ -49,6 +49,24 @@ def test_a_batch_shows_up_in_the_scrape(worker, redis_conn, metrics_port):
     assert after[("swagdigits_model_info", (("version", worker.holder.version),))] == 1
 
 
+def test_the_drift_gauges_compare_the_last_answers_with_the_serving_models_reference(worker, metrics_port):
+    reference = worker.holder.current.metadata["reference"]
+    assert sum(reference["confidence_hist"]) == reference["n"] > 0
+    queue = PredictQueue(worker.conn)
+    for _ in range(6):
+        queue.submit(digit_png(1), limit=10)
+    worker.run_once(block_ms=100)
+    after = scrape(metrics_port)
+    assert after[("swagdigits_drift_window_answers", ())] == 6
+    # six 1s against a reference of about 10% per digit: a large shift
+    assert after[("swagdigits_prediction_drift_psi", ())] > 1.0
+    assert 0 <= after[("swagdigits_low_confidence_share", ())] <= 1
+    assert 0 <= after[("swagdigits_low_confidence_reference_share", ())] < 0.5
+
+    worker.metrics.serving("next-version", swapped=True, reference=reference)   # a new model: a new window
+    assert scrape(metrics_port)[("swagdigits_drift_window_answers", ())] == 0
+
+
 def test_a_refused_model_is_counted_and_the_old_one_keeps_its_info(worker, metrics_port, monkeypatch):
     from shared.model.store import ModelStoreError
 

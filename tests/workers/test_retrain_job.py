@@ -41,6 +41,7 @@ def test_a_good_candidate_is_versioned_promoted_and_announced(config, redis_conn
     assert meta["n_holdout"] == meta["n_help_holdout"] + len(training.shipped_digits()[1].y)
     assert set(meta["libraries"]) >= {"scikit-learn", "numpy"}
     assert meta["production_scores"]["eval_accuracy"] > 0.5
+    assert len(meta["reference"]["digit_share"]) == 10 and sum(meta["reference"]["confidence_hist"]) > 100
     message = events.get_message(timeout=2)
     assert json.loads(message["data"])["model_version"] == new
     assert pusher.events == [(p.EVENT_MODEL_CHANGED, {"model_version": new, "previous": parent}, None)]

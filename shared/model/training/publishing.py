@@ -10,7 +10,7 @@ import platform
 import time
 from datetime import datetime, timezone
 
-from shared.model import families
+from shared.model import drift, families
 from shared.model.training import feature_cache
 from shared.model.training import fitting as training
 from shared.model.store import ModelRegistry
@@ -21,6 +21,12 @@ log = logging.getLogger(__name__)
 def library_versions() -> dict:
     """What a model's metadata records of the software that trained it."""
     return {"python": platform.python_version(), **feature_cache.library_versions()}
+
+
+def drift_reference(model, guard: training.Dataset) -> dict:
+    """The yardstick live answers are compared with (``shared.model.drift``): the model's
+    answers on the guard set, the fixed evaluation set of every style the gate protects."""
+    return drift.reference(model.predict_proba(guard.X))
 
 
 def train_initial(registry: ModelRegistry, source: str, promote: bool = True,
@@ -39,6 +45,7 @@ def train_initial(registry: ModelRegistry, source: str, promote: bool = True,
         "source": source,
         "parent": None,
         "libraries": library_versions(),
+        "reference": drift_reference(trained, training.guard_set(families.get(family).pipeline)),
     }
     model_id = registry.publish(trained, metrics)
     if promote:
