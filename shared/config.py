@@ -173,6 +173,9 @@ SETTINGS: dict[str, Setting] = {
                             "Answers per predict worker that the drift gauges compare with the "
                             "serving model's evaluation set (a rolling window, restarted with "
                             "each model)."),
+    "shadow_max_cpu": Setting("SWAGDIGITS_SHADOW_MAX_CPU", "0.5", float,
+                              "A predict worker skips shadow scoring while the shadow models' CPU "
+                              "time exceeds this many times production's (0: never shadow)."),
 }
 
 
@@ -232,6 +235,7 @@ class Config:
     allowed_origins: str
     unsure_below: float
     drift_window: int
+    shadow_max_cpu: float
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Config":
@@ -294,6 +298,8 @@ class Config:
             raise ConfigError(f"{SETTINGS['help_weight'].env} must be in (0, 10]")
         if not 0 <= self.retrain_nice <= 19:
             raise ConfigError(f"{SETTINGS['retrain_nice'].env} must be in 0..19")
+        if self.shadow_max_cpu < 0:
+            raise ConfigError(f"{SETTINGS['shadow_max_cpu'].env} must be 0 or more")
         if not 0.0 <= self.unsure_below <= 1.0:
             raise ConfigError(f"{SETTINGS['unsure_below'].env} must be in [0, 1]")
 

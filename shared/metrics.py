@@ -110,6 +110,8 @@ class PredictMetrics:
     low_confidence: Gauge
     low_confidence_reference: Gauge
     drift_window: Gauge
+    shadow_predictions: Counter
+    shadow_agreements: Counter
     _drift = None       # the worker's DriftWindow once watch_drift attaches it (not a field)
 
     @classmethod
@@ -150,6 +152,10 @@ class PredictMetrics:
             drift_window=Gauge(_name("drift_window_answers"), "Answers the drift gauges are computed over "
                                "(at most SWAGDIGITS_DRIFT_WINDOW; the window restarts with each model).",
                                registry=registry),
+            shadow_predictions=Counter(_name("shadow_predictions_total"), "Drawings a shadow model scored after "
+                                       "production answered, by shadow version.", ["version"], registry=registry),
+            shadow_agreements=Counter(_name("shadow_agreements_total"), "Shadow scorings that read the same "
+                                      "digit as production, by shadow version.", ["version"], registry=registry),
         )
         # Label lookups cost more than the increments: keep the ten digit children at hand.
         m._by_digit = [m.predictions.labels(digit) for digit in DIGITS]
@@ -200,6 +206,10 @@ class PredictMetrics:
             confidences.append(result["probabilities"][digit])
         if self._drift is not None:
             self._drift.add(digits, confidences)
+
+    def observe_shadow(self, version: str, scored: int, agreed: int) -> None:
+        self.shadow_predictions.labels(version).inc(scored)
+        self.shadow_agreements.labels(version).inc(agreed)
 
     def watch_drift(self, window: DriftWindow) -> None:
         """Compute the drift gauges from ``window`` whenever Prometheus scrapes (nothing per answer)."""

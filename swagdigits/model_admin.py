@@ -19,6 +19,12 @@ def register_model_actions(model_sub) -> None:
     promote.set_defaults(func=_promote)
     model_sub.add_parser("rollback", help="re-promote the most recently retired version").set_defaults(
         func=_rollback)
+    shadow = model_sub.add_parser("shadow", help="score live drawings with a version too, after production "
+                                                 "answered (see README: Shadow models)")
+    shadow.add_argument("model_id")
+    shadow.add_argument("--share", type=float, default=1.0, help="share of drawings it scores (default 1)")
+    shadow.add_argument("--stop", action="store_true", help="stop scoring with it and print its tallies")
+    shadow.set_defaults(func=_shadow)
 
 
 def register(sub) -> None:
@@ -64,6 +70,29 @@ def _rollback(args, config: Config) -> int:
         print(exc, file=sys.stderr)
         return 1
     print(f"rolled back: model {model_id} is production (was {previous})")
+    return 0
+
+
+def _shadow(args, config: Config) -> int:
+    from shared.messaging import shadows
+    from shared.model.store import ModelRegistry
+
+    conn = _connect(config)
+    if args.stop:
+        if not shadows.stop(conn, args.model_id):
+            print(f"model {args.model_id} is not in shadow", file=sys.stderr)
+            return 1
+        print(json.dumps({"stopped": args.model_id, **shadows.stats(conn, args.model_id)}, indent=2))
+        return 0
+    registry = ModelRegistry(config.model_dir)
+    if args.model_id not in {m.model_id for m in registry.list()}:
+        print(f"no model {args.model_id} in {config.model_dir}", file=sys.stderr)
+        return 1
+    if not 0 < args.share <= 1:
+        print("--share must be in (0, 1]", file=sys.stderr)
+        return 1
+    shadows.start(conn, args.model_id, args.share)
+    print(f"model {args.model_id} scores {args.share:.0%} of live drawings in shadow")
     return 0
 
 

@@ -21,7 +21,7 @@ import re
 from flask import Blueprint, jsonify, request
 
 from shared import metrics
-from shared.messaging import retrain_trigger
+from shared.messaging import retrain_trigger, shadows
 from shared.help_store import HelpStore, HelpStoreFull
 from shared.images.normalise import normalised_png
 from shared.messaging.ids import is_id
@@ -74,6 +74,8 @@ def add_help():
         metrics.record_help_image()
         if model_version and predicted is not None and predicted != label:
             metrics.record_correction(model_version)
+        if model_version and predicted is not None:   # score any shadow that read this drawing
+            shadows.record_correction(s.conn, job_id, label, predicted)
     else:  # a duplicate takes no room
         _refund_quota(client)
     body = {"id": added.id, "label": added.label, "pending": added.pending, "duplicate": not added.created}

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 
 from shared.messaging import retrain_trigger
 from shared.messaging import model_events
 from shared.messaging import heartbeat
+from shared.messaging import shadows
 from shared.model.store import ModelRegistry, ModelStoreError
 from web.auth import admin_required, is_operator
 from web.errors import ApiError
@@ -65,7 +66,9 @@ def list_models():
         if not operator:
             entry["metadata"] = {k: v for k, v in entry["metadata"].items() if k not in _OPERATOR_METADATA}
         models.append(entry)
-    body = {"production": production, "serving": serving, "models": models,
+    shadow = {version: {"share": share, **shadows.stats(s.conn, version)}
+              for version, share in shadows.active(s.conn).items()}
+    body = {"production": production, "serving": serving, "models": models, "shadow": shadow,
             "retrain": retrain_trigger.status(s.conn)}
     if operator:
         body["workers"] = workers
@@ -102,3 +105,29 @@ def rollback():
     except ModelStoreError as exc:
         raise ApiError(str(exc), 409) from None
     return jsonify({"production": model_id, "previous": previous})
+
+
+@bp.post("/models/<model_id>/shadow")
+@admin_required
+def start_shadow(model_id: str):
+    """Score a share of live drawings with ``model_id`` too, after production has answered."""
+    if not _MODEL_ID.fullmatch(model_id) or model_id not in {m.model_id for m in registry().list()}:
+        raise ApiError("no such model", 404)
+    if model_id == registry().production_id(missing_ok=True):
+        raise ApiError("that version is production: it already answers every drawing", 409)
+    body = request.get_json(silent=True) if request.content_length else {}
+    if not isinstance(body, dict):
+        raise ApiError("send a JSON object such as {\"share\": 0.2}, or nothing", 400)
+    share = body.get("share", 1.0)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+        raise ApiError("'share' must be a number in (0, 1]: the share of drawings the shadow scores", 400)
+    shadows.start(services().conn, model_id, float(share))
+    return jsonify({"shadow": model_id, "share": float(share)}), 201
+
+
+@bp.delete("/models/<model_id>/shadow")
+@admin_required
+def stop_shadow(model_id: str):
+    if not _MODEL_ID.fullmatch(model_id) or not shadows.stop(services().conn, model_id):
+        raise ApiError("that version is not in shadow", 404)
+    return jsonify({"stopped": model_id, **shadows.stats(services().conn, model_id)})

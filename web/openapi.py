@@ -174,6 +174,26 @@ SPEC: dict = {
                           "404": _error("no such model, or operator routes are off (the service runs "
                                         "without SWAGDIGITS_ADMIN_TOKEN)"),
                           "503": _E503, "507": _E507}}},
+        "/api/models/{model_id}/shadow": {
+            "post": {
+                "operationId": "startShadow", "security": _ADMIN,
+                "summary": "score a share of live drawings with a version too, after production answered (operator)",
+                "parameters": [{"name": "model_id", "in": "path", "required": True,
+                                "schema": {"type": "string", "maxLength": 64}}],
+                "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"share": {"type": "number", "exclusiveMinimum": 0,
+                                                               "maximum": 1}}},
+                    "example": {"share": 0.2}}}},
+                "responses": {"201": _object("in shadow"), "400": _E400, "401": _E401, "403": _E403,
+                              "404": _error("no such model, or operator routes are off"),
+                              "409": _error("that version is production"), "503": _E503}},
+            "delete": {
+                "operationId": "stopShadow", "security": _ADMIN,
+                "summary": "stop a shadow and return its tallies (operator)",
+                "parameters": [{"name": "model_id", "in": "path", "required": True,
+                                "schema": {"type": "string", "maxLength": 64}}],
+                "responses": {"200": _object("stopped, with its tallies"), "401": _E401, "403": _E403,
+                              "404": _error("not in shadow, or operator routes are off"), "503": _E503}}},
         "/api/models/rollback": {"post": {
             "operationId": "rollbackModel", "summary": "re-promote the previous production version (operator)", "security": _ADMIN,
             "responses": {"200": _object("rolled back"), "401": _E401, "403": _E403, "404": _E404_OFF,

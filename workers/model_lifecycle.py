@@ -33,7 +33,8 @@ REFUSED = (ModelStoreError, ModelUnusable)
 class ModelLifecycle:
     def __init__(self, registry: ModelRegistry, conn: redis.Redis, holder: ModelHolder,
                  metrics: PredictMetrics, name: str, family: str | None = None,
-                 on_swap: Callable[[], None] = lambda: None):
+                 on_swap: Callable[[], None] = lambda: None,
+                 on_event: Callable[[], None] = lambda: None):
         self.registry = registry
         self.conn = conn
         self.holder = holder
@@ -41,6 +42,7 @@ class ModelLifecycle:
         self.name = name
         self.family = family
         self.on_swap = on_swap
+        self.on_event = on_event      # any model event: e.g. re-read which versions run in shadow
 
     def load_at_start(self) -> None:
         """Load the production model; train and publish one if there is none that works.
@@ -96,9 +98,11 @@ class ModelLifecycle:
                 pubsub.subscribe(p.MODEL_EVENTS_CHANNEL)
                 # A promotion may have happened while we were not subscribed.
                 self.refresh()
+                self.on_event()
                 while not stopping.is_set():
                     if pubsub.get_message(timeout=1.0):
                         self.refresh()
+                        self.on_event()
             except (redis.ConnectionError, redis.TimeoutError):
                 stopping.wait(1.0)
 

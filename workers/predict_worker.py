@@ -31,10 +31,11 @@ from shared.messaging.predict_queue import Job, PredictQueue
 from shared.messaging.push import Pusher
 from shared.messaging.streams import read_groups
 from shared.model.drift import DriftWindow
-from shared.model.inference import Featurized, predict_featurized, predict_images
+from shared.model.inference import Featurized, featurize_and_predict, predict_featurized
 from shared.model.store import ModelRegistry
 from workers.model_holder import ModelHolder
 from workers.model_lifecycle import ModelLifecycle
+from workers.shadow_scorer import ShadowScorer
 
 log = logging.getLogger("swagdigits.predict_worker")
 
@@ -58,8 +59,10 @@ class PredictWorker:
         self.holder = ModelHolder()
         self.metrics = metrics.predict()
         self.metrics.watch_drift(DriftWindow(config.drift_window, config.unsure_below))
+        self.shadow = ShadowScorer(registry, conn, self.metrics, config.shadow_max_cpu, config.result_ttl)
         self.lifecycle = ModelLifecycle(registry, conn, self.holder, self.metrics, self.name,
-                                        family=config.model_family, on_swap=self._beat)
+                                        family=config.model_family, on_swap=self._beat,
+                                        on_event=self.shadow.refresh)
         self.metrics_port: int | None = None
         self.stopping = threading.Event()
         self._next_beat = 0.0
@@ -155,7 +158,8 @@ class PredictWorker:
         given_up = [j for j in jobs if j.deliveries > MAX_DELIVERIES]
         model = self.holder.current
         t0 = time.perf_counter()
-        outcomes, timings = predict_images(model, [j.image for j in retry_jobs], self.limits)
+        images = [j.image for j in retry_jobs]
+        featurized, outcomes, timings = featurize_and_predict(model, images, self.limits)
         compute_s = time.perf_counter() - t0
         done = []
         digits, confidences, bad = [], [], 0
@@ -178,6 +182,8 @@ class PredictWorker:
         self.metrics.observe_batch(claimed_at, compute_s, time.time(), [j.enqueued_at for j in retry_jobs],
                                    digits, confidences, {"bad_image": bad, "worker_died": len(given_up)})
         self._push(done)
+        # Answers are out: only now may shadow models look at the same drawings.
+        self.shadow.score([j.job_id for j in retry_jobs], featurized, outcomes, images, self.limits, compute_s)
 
     def _push(self, done) -> None:
         if self.pusher is None:

@@ -38,6 +38,9 @@ RATE_KEY = PREFIX + ":rate:{}:{}:{}"  # int (TTL): requests of kind, client hash
 RATE_SALT_KEY = PREFIX + ":rate:salt"  # string: salt of the client-address hashes in RATE_KEY
 SOCKET_SECRET_KEY = PREFIX + ":socket:key"  # string: HMAC key of the per-socket secrets (web.socket_secrets)
 MODEL_EVENTS_CHANNEL = f"{PREFIX}:events:model"
+SHADOW_KEY = PREFIX + ":shadow"                # hash: model version -> share of drawings it scores in shadow
+SHADOW_STATS_KEY = PREFIX + ":shadow:{}:stats"  # hash: seen, agree, confidence sums, corrected, *_right
+SHADOW_ANSWERS_KEY = PREFIX + ":shadow:job:{}"  # hash (TTL): shadow version -> digit it read for a job
 # Redis pub/sub channel Flask-SocketIO's message queue and shared.messaging.push agree on.
 SOCKETIO_CHANNEL = f"{PREFIX}:socketio"
 

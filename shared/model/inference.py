@@ -51,13 +51,21 @@ def predict_images(model: Model, images: list[bytes], limits: ImageLimits
     An image that cannot be decoded gets its ``ImageRejected`` in its place;
     the others are unaffected.
     """
+    _, outcomes, timings = featurize_and_predict(model, images, limits)
+    return outcomes, timings
+
+
+def featurize_and_predict(model: Model, images: list[bytes], limits: ImageLimits
+                          ) -> tuple[Featurized, list[Answer | ImageRejected], dict]:
+    """``predict_images``, also returning the features: a shadow model reading the same
+    features scores them without decoding the drawings again."""
     t0 = time.perf_counter()
     batch = Featurized(model.pipeline).add(images, limits)
     t1 = time.perf_counter()
     outcomes = predict_featurized(model, batch)
     t2 = time.perf_counter()
     timings = {"preprocess_ms": round((t1 - t0) * 1000, 3), "predict_ms": round((t2 - t1) * 1000, 3)}
-    return outcomes, timings
+    return batch, outcomes, timings
 
 
 def _answer(row: np.ndarray) -> Answer:

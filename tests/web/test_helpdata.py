@@ -225,3 +225,20 @@ def test_get_helpdata_shows_the_configured_threshold_and_the_pending_count(app, 
     assert client.get("/helpdata").json == {"pending": 0, "threshold": 37}
     assert client.post("/helpdata", json={"image": _data_url(digit_png(3)), "label": 3}).status_code == 201
     assert client.get("/helpdata").json == {"pending": 1, "threshold": 37}
+
+
+def test_a_label_for_a_drawing_a_shadow_scored_counts_for_both_models(client, app):
+    import json
+
+    from shared.messaging import shadows
+
+    s = app.extensions["swagdigits"]
+    job_id = "e" * 32
+    s.conn.hset(p.JOB_KEY.format(job_id), mapping={"state": p.FINISHED, "result": json.dumps(
+        {"job_id": job_id, "digit": 1, "probabilities": [0.1] * 10, "model_version": "model-p"})})
+    shadows.record(s.conn, "model-s", [shadows.ShadowAnswer(job_id, 1, 0.5, 7, 0.9)], ttl=60)
+    assert client.post("/helpdata", json={"image": _data_url(digit_png(7)), "label": 7,
+                                          "job_id": job_id}).status_code == 201
+    stats = shadows.stats(s.conn, "model-s")
+    assert stats["labelled"] == 1
+    assert (stats["production_accuracy_on_labelled"], stats["shadow_accuracy_on_labelled"]) == (0.0, 1.0)

@@ -168,3 +168,28 @@ def test_a_model_id_with_a_trailing_newline_is_not_a_model_id(admin_client, mode
     production = ModelRegistry(model_dir).production_id()
     res = admin_client.post(f"/api/models/{production}%0A/promote", headers=AUTH)
     assert res.status_code == 404 and res.json["error"] == "no such model"
+
+
+def test_an_operator_runs_a_version_in_shadow_sees_its_tallies_and_stops_it(admin_client, model_dir, fake_conn):
+    from shared.messaging import shadows
+
+    second = _second_model(model_dir)
+    production = ModelRegistry(model_dir).production_id()
+    assert admin_client.post(f"/api/models/{second}/shadow", json={"share": 0.2}).status_code == 401
+    res = admin_client.post(f"/api/models/{second}/shadow", json={"share": 0.2}, headers=AUTH)
+    assert res.status_code == 201 and res.json == {"shadow": second, "share": 0.2}
+    shadows.record(fake_conn, second, [shadows.ShadowAnswer("a" * 32, 3, 0.9, 5, 0.6)], ttl=60)
+
+    listed = admin_client.get("/api/models").json["shadow"]
+    assert listed[second]["share"] == 0.2 and listed[second]["seen"] == 1 and listed[second]["agreement"] == 0.0
+
+    for bad in ({"share": 0}, {"share": 1.5}, {"share": "half"}, {"share": True}, [1]):
+        res = admin_client.post(f"/api/models/{second}/shadow", json=bad, headers=AUTH)
+        assert res.status_code == 400 and res.json["error"], bad
+    assert admin_client.post("/api/models/nope/shadow", headers=AUTH).status_code == 404
+    assert admin_client.post(f"/api/models/{production}/shadow", headers=AUTH).status_code == 409
+
+    res = admin_client.delete(f"/api/models/{second}/shadow", headers=AUTH)
+    assert res.status_code == 200 and res.json["stopped"] == second and res.json["seen"] == 1
+    assert admin_client.get("/api/models").json["shadow"] == {}
+    assert admin_client.delete(f"/api/models/{second}/shadow", headers=AUTH).status_code == 404

@@ -67,15 +67,18 @@ def test_the_routes_marked_as_operator_only_are_exactly_those_refusing_anonymous
     marked = {path for path, ops in SPEC["paths"].items() for op in ops.values() if "security" in op}
     refused = set()
     for path, ops in SPEC["paths"].items():
-        if "post" in ops:
+        for method in set(ops) & {"post", "delete"}:
             url = path.replace("{model_id}", "m1")
-            res = operator_client.post(url, json={})
+            res = operator_client.open(url, method=method.upper(), json={})
             if res.status_code == 401:
                 assert res.headers["WWW-Authenticate"].startswith("Bearer"), path
-                refused.add(path)
-    assert marked == refused == {"/api/retrain", "/api/models/{model_id}/promote", "/api/models/rollback"}
-    for path in marked:
-        assert {"401", "403", "404"} <= set(SPEC["paths"][path]["post"]["responses"]), path
+                refused.add((path, method))
+    assert refused == {(path, method) for path, ops in SPEC["paths"].items() for method, op in ops.items()
+                       if "security" in op}
+    assert marked == {path for path, _ in refused} == {
+        "/api/retrain", "/api/models/{model_id}/promote", "/api/models/rollback", "/api/models/{model_id}/shadow"}
+    for path, method in refused:
+        assert {"401", "403", "404"} <= set(SPEC["paths"][path][method]["responses"]), path
 
 
 def test_every_405_says_which_methods_are_allowed(client):

@@ -1,0 +1,72 @@
+"""Shadow models in a predict worker: real redis-server, real models, answers first."""
+import pytest
+
+from shared.messaging import shadows
+from shared.messaging.predict_queue import PredictQueue
+from shared.model import families
+from shared.model.base import Trained
+from shared.model.store import ModelRegistry
+from shared.model.training import fitting as training
+from testkit.drawings import digit_png
+from workers.predict_worker import PredictWorker
+
+
+@pytest.fixture
+def worker(config, redis_conn):
+    w = PredictWorker(config, redis_conn, ModelRegistry(config.model_dir), None, name="w-shadow")
+    w.lifecycle.load_at_start()
+    return w
+
+
+@pytest.fixture
+def candidate(worker):
+    """A second version in the store: a linear model on the same features."""
+    linear = families.get("linear")
+    train, _ = training.shipped_digits(linear.pipeline)
+    return worker.registry.publish(Trained(linear, linear.build().fit(train.X, train.y)), {"source": "test"})
+
+
+def _answer_drawings(worker, redis_conn, digits):
+    queue = PredictQueue(redis_conn)
+    job_ids = [queue.submit(digit_png(d), limit=100) for d in digits]
+    while worker.run_once(block_ms=100):
+        pass
+    return job_ids
+
+
+def test_a_shadow_scores_every_answered_drawing_at_share_one(worker, redis_conn, candidate):
+    shadows.start(redis_conn, candidate, 1.0)
+    worker.shadow.refresh()
+    _answer_drawings(worker, redis_conn, range(10))
+    stats = shadows.stats(redis_conn, candidate)
+    assert stats["seen"] == 10
+    assert 0.5 <= stats["agreement"] <= 1.0            # two decent models mostly agree on clean digits
+    assert 0 < stats["shadow_mean_confidence"] <= 1
+    assert worker.holder.version != candidate          # production still answers
+
+
+def test_a_share_samples_drawings_and_stopping_ends_it(worker, redis_conn, candidate):
+    shadows.start(redis_conn, candidate, 0.3)
+    worker.shadow.refresh()
+    _answer_drawings(worker, redis_conn, [d % 10 for d in range(60)])
+    seen = shadows.stats(redis_conn, candidate)["seen"]
+    assert 3 <= seen <= 40, seen
+    shadows.stop(redis_conn, candidate)
+    worker.shadow.refresh()
+    _answer_drawings(worker, redis_conn, range(10))
+    assert shadows.stats(redis_conn, candidate)["seen"] == seen
+
+
+def test_over_its_cpu_budget_a_worker_skips_the_shadow(worker, redis_conn, candidate):
+    shadows.start(redis_conn, candidate, 1.0)
+    worker.shadow.refresh()
+    worker.shadow.max_cpu = 0.0                         # no CPU at all for shadows
+    _answer_drawings(worker, redis_conn, range(5))
+    assert shadows.stats(redis_conn, candidate)["seen"] == 0
+
+
+def test_a_version_that_cannot_load_is_not_shadowed_and_answers_go_on(worker, redis_conn):
+    shadows.start(redis_conn, "no-such-version", 1.0)
+    worker.shadow.refresh()
+    assert worker.shadow.models == {}
+    assert len(_answer_drawings(worker, redis_conn, range(3))) == 3
