@@ -384,3 +384,22 @@ def test_the_lag_keda_reads_counts_the_entries_no_worker_has_taken(clean_redis, 
     chunk = batches.claim("worker-1")
     batches.record(chunk, [{"digit": 1}] * len(chunk.indexes))
     assert lag(p.BATCH_STREAM) == 3
+
+
+def test_the_in_cluster_scrape_config_names_jobs_as_the_alerts_do(objects):
+    """deploy/k8s/extras/prometheus-scrape.yml keeps annotated pods and names the job after the
+    pod's component label: those must be the job names prometheus/alerts.yml uses."""
+    config = yaml.safe_load((K8S / "extras/prometheus-scrape.yml").read_text())
+    assert (K8S / "extras" / config["rule_files"][0]).resolve() == ROOT / "prometheus/alerts.yml"
+    [job] = config["scrape_configs"]
+    relabel = job["relabel_configs"]
+    assert {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"], "regex": "true",
+            "action": "keep"} in relabel
+    assert {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"],
+            "target_label": "job"} in relabel
+    assert job["kubernetes_sd_configs"][0]["namespaces"]["names"] == [kustomization()["namespace"]]
+    scraped = {w["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+               for w in find(objects, "Deployment")
+               if w["spec"]["template"]["metadata"].get("annotations", {}).get("prometheus.io/scrape") == "true"}
+    alerts = set(re.findall(r'job="([a-z-]+)"', (ROOT / "prometheus/alerts.yml").read_text()))
+    assert scraped == alerts == set(APP_SERVICES)
