@@ -403,3 +403,20 @@ def test_the_in_cluster_scrape_config_names_jobs_as_the_alerts_do(objects):
                if w["spec"]["template"]["metadata"].get("annotations", {}).get("prometheus.io/scrape") == "true"}
     alerts = set(re.findall(r'job="([a-z-]+)"', (ROOT / "prometheus/alerts.yml").read_text()))
     assert scraped == alerts == set(APP_SERVICES)
+
+
+def test_the_readme_states_the_numbers_the_manifests_use(objects):
+    readme = (ROOT / "README.md").read_text()
+    section = " ".join(readme.split("### Past one machine (Kubernetes)")[1].split("\n### ")[0].split())
+    spec = find(objects, "ScaledObject", "predict-worker")["spec"]
+    lags = {t["metadata"]["stream"]: t["metadata"]["lagCount"] for t in spec["triggers"]}
+    assert f"`lagCount` {lags[p.PREDICT_STREAM]} and {lags[p.BATCH_STREAM]}" in section
+    assert f"{spec['minReplicaCount']} to {spec['maxReplicaCount']} pods" in section
+    for name, figure in (("web", "web requests {requests}"), ("predict-worker", "workers request {requests}"),
+                         ("retrain-worker", "worker requests {requests}")):
+        resources = container(find(objects, "Deployment", name))["resources"]
+        assert figure.format(requests=resources["requests"]["memory"]) in section, name
+        assert f"limit {resources['limits']['memory']}" in section, name
+    redis_resources = container(find(objects, "StatefulSet", "redis"))["resources"]
+    assert f"Redis requests {redis_resources['requests']['memory']}" in section
+    assert f"limit {redis_resources['limits']['memory']}" in section
