@@ -420,3 +420,51 @@ def test_the_readme_states_the_numbers_the_manifests_use(objects):
     redis_resources = container(find(objects, "StatefulSet", "redis"))["resources"]
     assert f"Redis requests {redis_resources['requests']['memory']}" in section
     assert f"limit {redis_resources['limits']['memory']}" in section
+
+
+def test_the_service_talks_to_a_redis_that_requires_a_password(tmp_path):
+    """deploy/k8s gives Redis a password and every pod a REDIS_URL carrying it (compose has none):
+    the clients the service opens from that URL (its own, RQ's, Socket.IO's) must all use it."""
+    import socket
+    import subprocess
+    import time
+
+    from shared.messaging import retrain_trigger
+    from shared.messaging.connection import connect
+    from shared.messaging.predict_queue import PredictQueue
+    from shared.messaging.push import Pusher
+    from tests.deploy.conftest import tool
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([tool("redis-server"), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                               "--appendonly", "no", "--dir", str(tmp_path), "--requirepass", "s3cret-hex"],
+                              stdout=subprocess.DEVNULL)
+    try:
+        url = f"redis://:s3cret-hex@127.0.0.1:{port}/0"
+        conn = connect(url)
+        for _ in range(100):
+            try:
+                conn.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port).ping()          # without it: refused
+        listener = redis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
+        listener.subscribe(p.SOCKETIO_CHANNEL)
+        listener.get_message(timeout=1)
+
+        queue = PredictQueue(conn)
+        queue.group.ensure()
+        queue.submit(b"drawing", limit=10)
+        assert [job.image for job in queue.claim("worker-1", 10, block_ms=None)] == [b"drawing"]
+        retrain_trigger.retrain_queue(conn).enqueue(p.RETRAIN_JOB_FUNC)
+        assert retrain_trigger.retrain_queue(conn).count == 1
+        Pusher(url).emit(p.EVENT_MODEL_CHANGED, {"model_version": "v"})
+        message = listener.get_message(timeout=5)
+        assert message and b"model_changed" in message["data"]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
