@@ -9,7 +9,10 @@ checked field by field against KEDA's documented names instead.
 from __future__ import annotations
 
 import base64
+import os
 import re
+import subprocess
+import sys
 
 import kubernetes_validate
 import pytest
@@ -260,6 +263,37 @@ def test_web_is_two_probed_pods_behind_a_sticky_ingress(objects):
     assert path["backend"]["service"] == {"name": "web", "port": {"name": "http"}}
     assert find(objects, "Service", "web")["spec"]["ports"][0]["name"] == "http"
     assert find(objects, "PodDisruptionBudget", "web")["spec"]["minAvailable"] == 1
+
+
+def test_workers_are_alive_while_metrics_answer_and_predict_workers_ready_once_serving(objects):
+    from prometheus_client import start_http_server
+
+    from shared import metrics
+
+    for name in ("predict-worker", "retrain-worker"):
+        c = container(find(objects, "Deployment", name))
+        assert c["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}, name
+        assert {"name": "metrics", "containerPort": int(app_env(objects, find(objects, "Deployment", name))[
+            "SWAGDIGITS_METRICS_PORT"])} in c["ports"], name
+    # the readiness command itself, against a worker's metrics on loopback: before and after
+    # the worker has a model to serve
+    ready = container(find(objects, "Deployment", "predict-worker"))["readinessProbe"]["exec"]["command"]
+    assert ready[:2] == ["python", "-c"]
+    registry = metrics.CollectorRegistry()
+    worker_metrics = metrics.PredictMetrics.build(registry)
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)   # as a worker does
+    try:
+        env = {**os.environ, "SWAGDIGITS_METRICS_PORT": str(server.server_port)}
+
+        def probe() -> int:
+            return subprocess.run([sys.executable, "-c", ready[2]], env=env, timeout=30).returncode
+
+        assert probe() == 1, "ready before a model is served"
+        worker_metrics.serving("v1", swapped=False)
+        assert probe() == 0, "not ready while serving a model"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
 
 
 def test_only_the_retrain_worker_reads_a_volume_it_cannot_write(objects):
