@@ -105,6 +105,11 @@ def container(workload: dict) -> dict:
     return containers[0]
 
 
+def mebibytes(quantity: str) -> float:
+    number, unit = re.fullmatch(r"([0-9.]+)(Mi|Gi)", quantity).groups()
+    return float(number) * (1024 if unit == "Gi" else 1)
+
+
 def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
 
@@ -318,7 +323,7 @@ def test_every_container_has_requests_and_a_memory_limit_and_app_pods_are_scrape
         c = container(workload)
         resources = c["resources"]
         assert {"cpu", "memory"} <= resources["requests"].keys(), name
-        assert "memory" in resources["limits"], name
+        assert mebibytes(resources["limits"]["memory"]) >= mebibytes(resources["requests"]["memory"]), name
         pod = workload["spec"]["template"]
         assert pod["spec"]["securityContext"]["runAsNonRoot"] is True, name
         if name in APP_SERVICES:
@@ -327,7 +332,7 @@ def test_every_container_has_requests_and_a_memory_limit_and_app_pods_are_scrape
             env = app_env(objects, workload)
             port = env.get("SWAGDIGITS_METRICS_PORT") or env["SWAGDIGITS_PORT"]
             assert notes["prometheus.io/port"] == port, name
-            assert int(port) in {p["containerPort"] for p in c["ports"]}, name
+            assert int(port) in {declared["containerPort"] for declared in c["ports"]}, name
     metrics_service = find(objects, "Service", "predict-worker")
     assert metrics_service["spec"]["clusterIP"] == "None"
     assert metrics_service["spec"]["ports"][0]["port"] == int(
