@@ -72,11 +72,11 @@ class Stack:
         wait_for(lambda: requests.get(url + "/healthz", timeout=1).ok, "web /healthz")
         return url
 
-    def wait_ready(self, url: str, workers: int = 1) -> dict:
+    def wait_ready(self, url: str, workers: int = 1, timeout: float = READY_TIMEOUT_S) -> dict:
         def ready():
             res = requests.get(url + "/readyz", timeout=2)
             return res.ok and res.json()["predict_workers"] >= workers and res.json()
-        return wait_for(ready, "/readyz", self.procs)
+        return wait_for(ready, "/readyz", self.procs, timeout=timeout)
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
