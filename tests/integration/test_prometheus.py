@@ -16,8 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 import yaml
+
+from shared.messaging import shadows
+from shared.model.store import ModelRegistry
 
 from swagdigits.embedded_redis import free_port
 from testkit.drawings import digit_png
@@ -113,10 +117,14 @@ def prometheus_stack(stack, tmp_path):
         prom.stop()
 
 
-def test_every_dashboard_and_alert_expression_works_against_a_real_prometheus(prometheus_stack):
+def test_every_dashboard_and_alert_expression_works_against_a_real_prometheus(prometheus_stack, config):
     url, prom = prometheus_stack
     wait_for(lambda: len([r for r in prom.query("up") if r["value"][1] == "1"]) == 4,
              "Prometheus to scrape web, 2 predict workers and the retrain worker", timeout=30)
+
+    # The production version also runs in shadow (the route refuses that; the store module does not),
+    # so the shadow series exist: every answered drawing is scored a second time by each worker.
+    shadows.start(redis.Redis.from_url(config.redis_url), ModelRegistry(config.model_dir).production_id(), 1.0)
 
     # Traffic: drawings over HTTP (answered by both workers in turn), one bad request, one help image.
     for i in range(40):
@@ -137,7 +145,8 @@ def test_every_dashboard_and_alert_expression_works_against_a_real_prometheus(pr
     wait_for(lambda: len(prom.query("swagdigits_last_prediction_timestamp_seconds > 0")) == 2
              and prom.query('sum(rate(swagdigits_predictions_total[1m])) > 0')
              and prom.query("swagdigits_help_images_received_total > 0")
-             and prom.query("rate(swagdigits_corrections_total[1m]) >= 0"),
+             and prom.query("rate(swagdigits_corrections_total[1m]) >= 0")
+             and len(prom.query("rate(swagdigits_shadow_predictions_total[1m]) > 0")) == 2,
              "predictions from both workers in Prometheus", timeout=30)
     time.sleep(2)
 
