@@ -94,7 +94,10 @@ def model_ready(model_name: str, model_version: str | None):
 @bp.post("/models/<model_name>/versions/<model_version>/infer")
 def infer(model_name: str, model_version: str | None):
     s = services()
-    _served_version(model_name, model_version)
+    if model_version is None:   # the hot path: no need to read the model store
+        _check_model(model_name)
+    else:
+        _served_version(model_name, model_version)
     if request.mimetype not in ("", "application/json", tensors.BINARY_MIMETYPE):
         raise ApiError(f"send the inference request as application/json (or {tensors.BINARY_MIMETYPE} "
                        f"with {tensors.HEADER_LENGTH}), not {request.mimetype}", 415)
@@ -116,13 +119,17 @@ def infer(model_name: str, model_version: str | None):
 
 def _served_version(model_name: str, model_version: str | None) -> str | None:
     """The production version, after 404s for another model or another version."""
-    if model_name != MODEL_NAME:
-        raise ApiError(f"unknown model {model_name!r}: this server serves '{MODEL_NAME}'", 404)
+    _check_model(model_name)
     production = services().registry.production_id(missing_ok=True)
     if model_version is not None and model_version != production:
         raise ApiError(f"version {model_version!r} of '{MODEL_NAME}' is not served: only the production "
                        f"version ({production or 'none yet'}) is; GET /api/models lists every version", 404)
     return production
+
+
+def _check_model(model_name: str) -> None:
+    if model_name != MODEL_NAME:
+        raise ApiError(f"unknown model {model_name!r}: this server serves '{MODEL_NAME}'", 404)
 
 
 def _ready_answer(state: dict, name: str | None = None):

@@ -329,3 +329,15 @@ def test_each_image_costs_one_prediction_of_the_rate_limit(web_config, fake_conn
     res = client.post("/v2/models/digits/infer", json=json_request([GOOD] * 2))                    # 6 > 5
     assert res.status_code == 429 and "Retry-After" in res.headers
     assert client.post("/api/predict?wait=0", json={"image": GOOD}).status_code == 429
+
+
+def test_a_compressed_bomb_stops_at_the_batch_body_limit(client, served, web_config):
+    bomb = gzip.compress(b"{" + b" " * (web_config.batch_max_bytes + 10) + b"}")
+    res = client.post("/v2/models/digits/infer", data=bomb, headers={"Content-Encoding": "gzip"})
+    assert res.status_code == 413 and "decompressed" in res.json["error"]
+
+
+def test_cross_site_posts_are_refused_like_every_write(client, served):
+    res = client.post("/v2/models/digits/infer", json=json_request([GOOD]),
+                      headers={"Origin": "https://evil.example"})
+    assert res.status_code == 403
