@@ -171,6 +171,7 @@ def _predict_batch(images: list[bytes]) -> list[dict]:
                        f"{s.config.infer_timeout:g}s ({done}); its results may still be read at "
                        f"/api/batches/{batch_id}", 504)
     results = s.batches.results(batch_id)
+    s.batches.discard(batch_id)   # answered here: nobody will read them at /api/batches
     failed = [r for r in results if "error" in r]
     if failed:
         raise ApiError(f"image {failed[0]['index']}: {failed[0]['error']}", 400)

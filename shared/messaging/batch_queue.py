@@ -134,6 +134,11 @@ class BatchQueue:
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, poll_s)
 
+    def discard(self, batch_id: str) -> None:
+        """Drop a finished batch whose results were handed over already (an awaited batch:
+        ``web.inference_v2``), rather than keeping them ``ttl`` seconds for nobody."""
+        self.conn.delete(p.BATCH_KEY.format(batch_id), p.BATCH_RESULTS_KEY.format(batch_id))
+
     def expires_at(self, batch_id: str) -> int | None:
         value = self.conn.hget(p.BATCH_KEY.format(batch_id), "expires_at")
         return None if value is None else int(value)

@@ -170,7 +170,7 @@ def test_one_image_in_json_takes_the_interactive_path(client, worker):
     assert outputs["probabilities"]["data"] == pytest.approx(probabilities_for(7))
 
 
-def test_several_images_take_the_batch_path_in_input_order(client, worker, served):
+def test_several_images_take_the_batch_path_in_input_order(client, worker, served, fake_conn):
     digits = [3, 1, 4, 1, 5, 9, 2, 6]   # more than one chunk (batch_chunk_size 4)
     images = [f"data:image/png;base64,{b64(digit_png(d))}" for d in digits]
     res = client.post(f"/v2/models/digits/versions/{PRODUCTION}/infer", json=json_request(images))
@@ -179,6 +179,7 @@ def test_several_images_take_the_batch_path_in_input_order(client, worker, serve
     outputs = {o["name"]: o for o in res.json["outputs"]}
     assert outputs["digit"]["data"] == digits and outputs["digit"]["shape"] == [8]
     assert outputs["probabilities"]["shape"] == [8, 10] and len(outputs["probabilities"]["data"]) == 80
+    assert not fake_conn.keys(p.BATCH_KEY.format("*")), "answered batches are not kept for a day"
 
 
 def test_binary_inputs_and_outputs_as_tritonclient_sends_and_reads_them(client, worker):

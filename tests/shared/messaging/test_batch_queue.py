@@ -131,3 +131,5 @@ def test_waiting_for_a_batch_returns_once_it_finishes_or_at_the_deadline(batches
     worker.join()
     assert (progress.state, progress.done) == (p.FINISHED, 3) and time.monotonic() - t0 < 2
     assert batches.wait_finished("0" * 32, 10) is None
+    batches.discard(batch_id)
+    assert batches.progress(batch_id) is None and batches.results(batch_id) == []
