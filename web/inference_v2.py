@@ -167,6 +167,8 @@ def _predict_batch(images: list[bytes]) -> list[dict]:
     progress = s.batches.wait_finished(batch_id, s.config.infer_timeout)
     if progress is None or progress.state != p.FINISHED:
         done = f"{progress.done}/{progress.total}" if progress else "expired"
+        log.warning("infer batch %s of %d images unfinished after %gs (%s)", batch_id, len(images),
+                    s.config.infer_timeout, done)
         raise ApiError(f"the batch of {len(images)} images did not finish within "
                        f"{s.config.infer_timeout:g}s ({done}); its results may still be read at "
                        f"/api/batches/{batch_id}", 504)
