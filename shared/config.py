@@ -144,6 +144,12 @@ SETTINGS: dict[str, Setting] = {
                                 "Images a worker predicts in one call when working through a batch."),
     "batch_ttl": Setting("SWAGDIGITS_BATCH_TTL", "86400", int,
                          "Seconds a batch's results stay readable after it was submitted."),
+    # An Open Inference Protocol request of several images rides the batch path but waits
+    # for its answer; bounded so a stuck batch cannot hold a web thread for ever.
+    "infer_timeout": Setting("SWAGDIGITS_INFER_TIMEOUT", "30.0", float,
+                             "Seconds POST /v2/models/digits/infer waits for a batch of several "
+                             "images to finish before answering 504 (one image waits "
+                             "SWAGDIGITS_PREDICT_TIMEOUT)."),
     "rate_limit_predict": Setting("SWAGDIGITS_RATE_LIMIT_PREDICT", "600", int,
                                   "Predictions (HTTP, Socket.IO, and one per image of a batch) one "
                                   "client address may make per rate-limit window (429 above; a batch "
@@ -227,6 +233,7 @@ class Config:
     batch_max_bytes: int
     batch_chunk_size: int
     batch_ttl: int
+    infer_timeout: float
     rate_limit_predict: int
     rate_limit_help: int
     help_max_bytes: int
@@ -265,7 +272,7 @@ class Config:
                      "rate_limit_window", "drift_window"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{SETTINGS[name].env} must be positive")
-        for name in ("predict_timeout", "redis_timeout"):
+        for name in ("predict_timeout", "redis_timeout", "infer_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{SETTINGS[name].env} must be positive")
         self.check_memory()

@@ -37,6 +37,9 @@ def create_app(config: Config | None = None, services: Services | None = None,
     app.register_blueprint(helpdata.bp)
     app.register_blueprint(models_api.bp)
     app.register_blueprint(batches.bp)
+    from web import inference_v2
+
+    app.register_blueprint(inference_v2.bp)
     sockets.init_app(app, socket_manager)
     from web import metrics
 

@@ -38,13 +38,20 @@ def predict():
         response.status_code = 202
         response.headers["Location"] = status_url
         return response
+    return jsonify(wait_for_answer(job_id))
+
+
+def wait_for_answer(job_id: str) -> dict:
+    """The worker's answer to a drawing queued with ``wants_reply``: 504 when none comes within
+    ``SWAGDIGITS_PREDICT_TIMEOUT``, the worker's own status (422: corrupt data) when it failed."""
+    s = services()
     reply = s.queue.wait_reply(job_id, s.config.predict_timeout)
     if reply is None:
         raise ApiError(f"no worker answered within {s.config.predict_timeout:g}s; "
                        f"the job may still finish at /api/jobs/{job_id}", 504)
     if "error" in reply:
         raise ApiError(reply["error"], int(reply.get("status", 422)))
-    return jsonify(reply)
+    return reply
 
 
 def _owned_sid(s) -> str:

@@ -26,16 +26,11 @@ CSV_COLUMNS = ["index", "digit", *[f"p{d}" for d in range(10)], "model_version",
 @bp.post("")
 def submit():
     s = services()
-    request.max_content_length = s.config.batch_max_bytes
-    request.max_form_parts = s.config.batch_max_images + 10
+    allow_batch_body()
     raw = _raw_items()
-    if not raw:
-        raise ApiError("a batch needs at least one image", 400)
-    if len(raw) > s.config.batch_max_images:
-        raise ApiError(f"batch has {len(raw)} images; at most {s.config.batch_max_images} are accepted", 413)
-    _charge(len(raw))
-    items = [_validated(item) for item in raw]
-    batch_id, expires_at = services().batches.submit(items)
+    admit(len(raw))
+    items = [validated(item) for item in raw]
+    batch_id, expires_at = s.batches.submit(items)
     status_url = url_for("batches.status", batch_id=batch_id)
     response = jsonify({"batch_id": batch_id, "size": len(items), "status_url": status_url,
                         "invalid": sum(isinstance(i, str) for i in items),
@@ -43,6 +38,25 @@ def submit():
     response.status_code = 202
     response.headers["Location"] = status_url
     return response
+
+
+def allow_batch_body() -> None:
+    """Let this request's body be as large as a batch may be (``SWAGDIGITS_BATCH_MAX_BYTES``)."""
+    s = services()
+    request.max_content_length = s.config.batch_max_bytes
+    request.max_form_parts = s.config.batch_max_images + 10
+
+
+def admit(images: int) -> None:
+    """The rules every request carrying several images obeys before anything is queued: at
+    least one (400), at most ``SWAGDIGITS_BATCH_MAX_IMAGES`` (413), one prediction of the
+    address's rate limit per image (429, or 413 above a whole window's allowance)."""
+    s = services()
+    if not images:
+        raise ApiError("a batch needs at least one image", 400)
+    if images > s.config.batch_max_images:
+        raise ApiError(f"batch has {images} images; at most {s.config.batch_max_images} are accepted", 413)
+    _charge(images)
 
 
 @bp.get("/<batch_id>")
@@ -113,7 +127,7 @@ def _raw_items() -> list:
     raise ApiError("send JSON {\"images\": [...]} or multipart/form-data with one file part per image", 415)
 
 
-def _validated(item) -> bytes | str:
+def validated(item) -> bytes | str:
     """The image's bytes, or the reason it cannot be predicted (kept as that image's error)."""
     limits = services().limits
     try:

@@ -19,6 +19,13 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     """Ready when Redis answers and a live predict worker serves a production model."""
+    body = readiness()
+    return jsonify(body), (200 if body["ready"] else 503)
+
+
+def readiness() -> dict:
+    """``{ready, missing, predict_workers, model_versions}``: the one readiness rule, which
+    ``/readyz`` and the Open Inference Protocol's ready routes (``web.inference_v2``) share."""
     s = services()
     missing, workers = [], []
     try:
@@ -31,6 +38,5 @@ def readyz():
     versions = sorted({w.get("model_version") for w in workers if w.get("model_version")})
     if "redis" not in missing and not versions:
         missing.append("production_model")
-    body = {"ready": not missing, "missing": missing, "predict_workers": len(workers),
+    return {"ready": not missing, "missing": missing, "predict_workers": len(workers),
             "model_versions": versions}
-    return jsonify(body), (200 if not missing else 503)

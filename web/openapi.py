@@ -1,7 +1,7 @@
 """The HTTP API as an OpenAPI 3.1 document, served at ``GET /openapi.json``.
 
 Written by hand, next to the routes it describes; ``tests/web/test_openapi.py``
-fails when a route under /api, /helpdata, /healthz or /readyz is added or
+fails when a route under /api, /helpdata, /healthz, /readyz or /v2 is added or
 removed without updating it, ``tests/web/test_fuzz.py`` generates hostile
 requests from it, and ``tests/integration/test_schemathesis.py`` runs the
 standard OpenAPI tester (every check, stateful phase) against a real stack.
@@ -105,6 +105,80 @@ _TO_PROMOTE = {"PromoteProduction": {"operationId": "promoteModel",
 
 def _linked(response: dict, links: dict) -> dict:
     return {**response, "links": links}
+
+
+# -- Open Inference Protocol (web.inference_v2) ------------------------------------------
+_V2_MODEL_NAME = {"name": "model_name", "in": "path", "required": True,
+                  "schema": {"type": "string", "enum": ["digits"]},
+                  "description": "the one model served: digits (another name is a 404)"}
+_V2_MODEL_VERSION = {"name": "model_version", "in": "path", "required": True,
+                     "schema": {"type": "string", "pattern": "^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$"},
+                     "description": "only the production version is served (another is a 404)"}
+_V2_404 = _error("unknown model, or a version that is not the production one")
+_V2_503 = _error("not ready: `missing` names what is not there", retry_after=True)
+# From a model's metadata to the operations on the version it names.
+_TO_VERSION = {op: {"operationId": op, "parameters": {"model_name": "$response.body#/name",
+                                                      "model_version": "$response.body#/versions/0"}}
+               for op in ("v2ModelVersionMetadata", "v2ModelVersionReady", "v2InferVersion")}
+_V2_INFER_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": {
+            "type": "object", "required": ["inputs"],
+            "properties": {
+                "id": {"type": "string", "description": "echoed in the answer"},
+                "parameters": {"type": "object", "properties": {"binary_data_output": {"type": "boolean"}},
+                               "description": "binary_data_output: outputs not named in `outputs` come "
+                                              "back as binary data (Inference-Header-Content-Length)"},
+                "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": {
+                    "type": "object", "required": ["name", "datatype", "shape", "data"],
+                    "properties": {"name": {"type": "string", "enum": ["images"]},
+                                   "datatype": {"type": "string", "enum": ["BYTES"]},
+                                   "shape": {"type": "array", "minItems": 1, "maxItems": 1,
+                                             "items": {"type": "integer", "minimum": 1},
+                                             "description": "[N]: the number of images in data"},
+                                   "data": {"type": "array", "minItems": 1, "items": _B64_IMAGE}}}},
+                "outputs": {"type": "array", "minItems": 1, "maxItems": 2, "items": {
+                    "type": "object", "required": ["name"],
+                    "properties": {"name": {"type": "string", "enum": ["probabilities", "digit"]},
+                                   "parameters": {"type": "object",
+                                                  "properties": {"binary_data": {"type": "boolean"}}}}}},
+            }},
+            "example": {"id": "example-1", "inputs": [{"name": "images", "datatype": "BYTES", "shape": [1],
+                                                       "data": [EXAMPLE_PNG]}]}},
+        # Triton's binary tensor data extension: the JSON header (its inputs' parameters carry
+        # binary_data_size instead of data), then each image as a 4-byte little-endian length
+        # and its bytes; Inference-Header-Content-Length gives the header's length.
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+    },
+}
+_V2_INFER = {
+    "parameters": [{"name": "Inference-Header-Content-Length", "in": "header",
+                    "schema": {"type": "integer", "minimum": 0},
+                    "description": "binary tensor data extension: length of the JSON header that "
+                                   "starts the body (binary tensor data follows it)"}],
+    "requestBody": _V2_INFER_BODY,
+    "responses": {
+        "200": {"description": "outputs probabilities (FP32 [N,10]) and digit (INT64 [N]); binary "
+                               "outputs when asked, after the JSON header",
+                "headers": {"Inference-Header-Content-Length": {
+                    "schema": {"type": "integer"}, "description": "set when binary outputs follow"}},
+                "content": {"application/json": {"schema": {"type": "object"}},
+                            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        "400": _error("malformed inference request, or an image that cannot be read"),
+        "403": _E403_CROSS, "404": _V2_404,
+        "413": _error("body or batch over the limit, or more images than a rate-limit window allows"),
+        "415": _error("a content type or Content-Encoding other than JSON/octet-stream, gzip or deflate"),
+        "429": _E429, "503": _E503, "504": _error("the images were not all answered in time")},
+}
+
+
+def _v2(operation_id: str, summary: str, responses: dict, version: bool = False, **more) -> dict:
+    params = [_V2_MODEL_NAME, _V2_MODEL_VERSION] if version else [_V2_MODEL_NAME]
+    op = {"operationId": operation_id, "summary": summary, **more}
+    op["parameters"] = params + op.get("parameters", [])
+    op["responses"] = responses
+    return op
 
 SPEC: dict = {
     "openapi": "3.1.0",
@@ -226,6 +300,29 @@ SPEC: dict = {
                                               "text/csv": {"schema": {"type": "string"}}}},
                           "400": _error("format is neither json nor csv"), "404": _E404,
                           "409": _error("CSV asked for before the batch finished"), "503": _E503}}},
+        "/v2/health/live": {"get": {"operationId": "v2Live", "summary": "Open Inference Protocol: live",
+                                    "responses": {"200": _object("live")}}},
+        "/v2/health/ready": {"get": {"operationId": "v2Ready",
+                                     "summary": "Open Inference Protocol: ready (the /readyz rule)",
+                                     "responses": {"200": _object("ready"), "503": _V2_503}}},
+        "/v2": {"get": {"operationId": "v2ServerMetadata", "summary": "Open Inference Protocol: server metadata",
+                        "responses": {"200": _object("name, version, extensions")}}},
+        "/v2/models/{model_name}": {"get": _v2(
+            "v2ModelMetadata", "model metadata: versions, platform, input and output tensors",
+            {"200": _linked(_object("model metadata"), _TO_VERSION), "404": _V2_404})},
+        "/v2/models/{model_name}/versions/{model_version}": {"get": _v2(
+            "v2ModelVersionMetadata", "metadata of the production version",
+            {"200": _object("model metadata"), "404": _V2_404}, version=True)},
+        "/v2/models/{model_name}/ready": {"get": _v2(
+            "v2ModelReady", "the model is ready: live workers serve the production version",
+            {"200": _object("ready"), "404": _V2_404, "503": _V2_503})},
+        "/v2/models/{model_name}/versions/{model_version}/ready": {"get": _v2(
+            "v2ModelVersionReady", "the production version is ready",
+            {"200": _object("ready"), "404": _V2_404, "503": _V2_503}, version=True)},
+        "/v2/models/{model_name}/infer": {"post": _v2(
+            "v2Infer", "predict N images (one: the interactive path; several: a batch, awaited)", **_V2_INFER)},
+        "/v2/models/{model_name}/versions/{model_version}/infer": {"post": _v2(
+            "v2InferVersion", "predict N images with the production version", version=True, **_V2_INFER)},
     },
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",

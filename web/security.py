@@ -17,7 +17,7 @@ says they come from another site: ``Sec-Fetch-Site: cross-site``, or an
 and are not affected.
 
 Rate limits: prediction routes (``POST /api/predict``, ``POST /api/batches``,
-the Socket.IO ``predict`` event) and ``POST /helpdata`` count requests per
+``POST /v2/models/digits/infer``, the Socket.IO ``predict`` event) and ``POST /helpdata`` count requests per
 client address in Redis (``web.rate_limit``); a batch counts one per image
 (``web.batches`` charges the rest once it has counted them), so the limit holds however
 many web processes serve the client. Over the limit: 429 JSON with
@@ -48,6 +48,7 @@ SECURITY_HEADERS = {
 LIMITED_ENDPOINTS = {
     "api.predict": rate_limit.PREDICT,
     "batches.submit": rate_limit.PREDICT,
+    "inference_v2.infer": rate_limit.PREDICT,   # one per image too (web.batches.admit)
     "helpdata.add_help": rate_limit.HELP,
 }
 

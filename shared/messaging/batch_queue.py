@@ -120,6 +120,25 @@ class BatchQueue:
         meta = {k.decode(): v.decode() for k, v in meta.items()}
         return Progress(batch_id, meta["state"], int(meta["done"]), int(meta["total"]))
 
+    def wait_finished(self, batch_id: str, timeout: float, poll_s: float = 0.2) -> Progress | None:
+        """Poll until the batch has finished or ``timeout`` seconds have passed; its last
+        progress (None once expired). Polls often at first (a small batch takes milliseconds),
+        then every ``poll_s``: one HGETALL each, on the request path's short-timeout client."""
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            progress = self.progress(batch_id)
+            remaining = deadline - time.monotonic()
+            if progress is None or progress.state == p.FINISHED or remaining <= 0:
+                return progress
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, poll_s)
+
+    def discard(self, batch_id: str) -> None:
+        """Drop a finished batch whose results were handed over already (an awaited batch:
+        ``web.inference_v2``), rather than keeping them ``ttl`` seconds for nobody."""
+        self.conn.delete(p.BATCH_KEY.format(batch_id), p.BATCH_RESULTS_KEY.format(batch_id))
+
     def expires_at(self, batch_id: str) -> int | None:
         value = self.conn.hget(p.BATCH_KEY.format(batch_id), "expires_at")
         return None if value is None else int(value)

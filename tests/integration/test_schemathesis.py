@@ -31,7 +31,7 @@ def test_schemathesis_finds_nothing_with_every_check_and_the_stateful_phase(stac
            # generated requests come fast from one address: no 429s in the way of the checks
            "SWAGDIGITS_RATE_LIMIT_PREDICT": "0", "SWAGDIGITS_RATE_LIMIT_HELP": "0",
            # bounded waits: a generated drawing that cannot be answered costs 2 s, not 5
-           "SWAGDIGITS_PREDICT_TIMEOUT": "2"}
+           "SWAGDIGITS_PREDICT_TIMEOUT": "2", "SWAGDIGITS_INFER_TIMEOUT": "5"}
     stack = Stack(env, tmp_path)
     try:
         stack.start("worker", "predict")

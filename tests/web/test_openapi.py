@@ -9,7 +9,7 @@ from web import create_app
 from web.openapi import EXAMPLE_PNG, SPEC
 from web.services import Services
 
-DOCUMENTED_PREFIXES = ("/api", "/helpdata", "/healthz", "/readyz")
+DOCUMENTED_PREFIXES = ("/api", "/helpdata", "/healthz", "/readyz", "/v2")
 
 
 def _flask_routes(app) -> set[tuple[str, str]]:

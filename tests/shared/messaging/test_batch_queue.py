@@ -109,3 +109,27 @@ def test_interleaved_and_varied_errors_stay_within_a_byte_or_so_per_item(batches
     # Past 32 distinct messages, an item keeps a generic one rather than its own.
     assert results[1999]["error"] == "image refused (not a readable PNG/JPEG within the limits)"
     assert batches.progress(batch_id).state == p.FINISHED
+
+
+def test_waiting_for_a_batch_returns_once_it_finishes_or_at_the_deadline(batches):
+    import threading
+
+    batch_id, _ = batches.submit([b"1", b"2", b"3"])
+    t0 = time.monotonic()
+    assert batches.wait_finished(batch_id, 0.2).state == p.QUEUED
+    assert 0.2 <= time.monotonic() - t0 < 1.0
+
+    def work():
+        time.sleep(0.1)
+        while (chunk := batches.claim("w")) is not None:
+            batches.record(chunk, answer(chunk))
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    t0 = time.monotonic()
+    progress = batches.wait_finished(batch_id, 10)
+    worker.join()
+    assert (progress.state, progress.done) == (p.FINISHED, 3) and time.monotonic() - t0 < 2
+    assert batches.wait_finished("0" * 32, 10) is None
+    batches.discard(batch_id)
+    assert batches.progress(batch_id) is None and batches.results(batch_id) == []
