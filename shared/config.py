@@ -182,6 +182,14 @@ SETTINGS: dict[str, Setting] = {
     "shadow_max_cpu": Setting("SWAGDIGITS_SHADOW_MAX_CPU", "0.5", float,
                               "A predict worker skips shadow scoring while the shadow models' CPU "
                               "time exceeds this many times production's (0: never shadow)."),
+    "canary_share": Setting("SWAGDIGITS_CANARY_SHARE", "0", float,
+                            "Share of live drawings a retrained candidate that passed the gate answers "
+                            "as a canary instead of being promoted at once (0: promote at once)."),
+    "canary_min_answers": Setting("SWAGDIGITS_CANARY_MIN_ANSWERS", "200", int,
+                                  "Canary answers needed before its correction rate is judged."),
+    "canary_margin": Setting("SWAGDIGITS_CANARY_MARGIN", "0.05", float,
+                             "A canary is rolled back when users correct it this much more often "
+                             "(correction rate, absolute) than production over the same period."),
 }
 
 
@@ -243,6 +251,9 @@ class Config:
     unsure_below: float
     drift_window: int
     shadow_max_cpu: float
+    canary_share: float
+    canary_min_answers: int
+    canary_margin: float
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Config":
@@ -305,6 +316,12 @@ class Config:
             raise ConfigError(f"{SETTINGS['help_weight'].env} must be in (0, 10]")
         if not 0 <= self.retrain_nice <= 19:
             raise ConfigError(f"{SETTINGS['retrain_nice'].env} must be in 0..19")
+        if not 0.0 <= self.canary_share <= 1.0:
+            raise ConfigError(f"{SETTINGS['canary_share'].env} must be in [0, 1]")
+        if self.canary_min_answers < 1:
+            raise ConfigError(f"{SETTINGS['canary_min_answers'].env} must be 1 or more")
+        if not 0.0 <= self.canary_margin < 1.0:
+            raise ConfigError(f"{SETTINGS['canary_margin'].env} must be in [0, 1)")
         if self.shadow_max_cpu < 0:
             raise ConfigError(f"{SETTINGS['shadow_max_cpu'].env} must be 0 or more")
         if not 0.0 <= self.unsure_below <= 1.0:

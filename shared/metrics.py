@@ -49,7 +49,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 RETRAIN_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 RETRAIN_QUEUE_LABEL = "retrain"
-RETRAIN_OUTCOMES = ("promoted", "rejected", "failed")
+RETRAIN_OUTCOMES = ("promoted", "canary", "rejected", "failed")
 FAILURE_REASONS = ("bad_image", "worker_died")
 DIGITS = tuple(str(d) for d in range(10))
 
@@ -65,6 +65,7 @@ class WebMetrics:
     http_duration: Histogram
     help_images: Counter
     corrections: Counter
+    canary_rollbacks: Counter
     retrain_requests: Counter
 
     @classmethod
@@ -80,6 +81,8 @@ class WebMetrics:
             corrections=Counter(_name("corrections_total"), "Help images that correct an answer (the label "
                                 "differs from the digit the worker recorded for the job_id sent), by the "
                                 "model version that gave the answer.", ["version"], registry=registry),
+            canary_rollbacks=Counter(_name("canary_rollbacks_total"), "Canaries rolled back because users "
+                                     "corrected them more than production.", registry=registry),
             retrain_requests=Counter(_name("retrain_requests_total"), "Retrain requests (threshold, API or CLI).",
                                      registry=registry),
         )
@@ -307,6 +310,10 @@ def record_retrain(outcome: str, seconds: float, candidate_acc: float | None = N
 def record_help_image() -> None:
     """The web tier accepted one labelled help image."""
     web().help_images.inc()
+
+
+def record_canary_rollback() -> None:
+    web().canary_rollbacks.inc()
 
 
 def record_correction(model_version: str) -> None:

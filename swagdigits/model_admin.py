@@ -25,6 +25,12 @@ def register_model_actions(model_sub) -> None:
     shadow.add_argument("--share", type=float, default=1.0, help="share of drawings it scores (default 1)")
     shadow.add_argument("--stop", action="store_true", help="stop scoring with it and print its tallies")
     shadow.set_defaults(func=_shadow)
+    canary = model_sub.add_parser("canary", help="answer a share of live drawings with a version; rolled "
+                                                 "back by itself if users correct it more (README: Canary)")
+    canary.add_argument("model_id", nargs="?")
+    canary.add_argument("--share", type=float, default=0.1, help="share of drawings it answers (default 0.1)")
+    canary.add_argument("--stop", action="store_true", help="end the canary and print its tallies")
+    canary.set_defaults(func=_canary)
 
 
 def register(sub) -> None:
@@ -93,6 +99,31 @@ def _shadow(args, config: Config) -> int:
         return 1
     shadows.start(conn, args.model_id, args.share)
     print(f"model {args.model_id} scores {args.share:.0%} of live drawings in shadow")
+    return 0
+
+
+def _canary(args, config: Config) -> int:
+    from shared.messaging import canary
+    from shared.model.store import ModelRegistry
+
+    conn = _connect(config)
+    if args.stop:
+        stopped = canary.stop(conn, reason="swagdigits model canary --stop")
+        if stopped is None:
+            print("no canary is running", file=sys.stderr)
+            return 1
+        print(json.dumps({"stopped": stopped.version, **canary.stats(conn, stopped.version)}, indent=2))
+        return 0
+    registry = ModelRegistry(config.model_dir)
+    production = registry.production_id(missing_ok=True)
+    if args.model_id not in {m.model_id for m in registry.list()} or args.model_id == production:
+        print(f"{args.model_id} is not a model in {config.model_dir} other than production", file=sys.stderr)
+        return 1
+    if not 0 < args.share <= 1:
+        print("--share must be in (0, 1]", file=sys.stderr)
+        return 1
+    canary.start(conn, args.model_id, args.share, production=production)
+    print(f"model {args.model_id} answers {args.share:.0%} of live drawings as a canary (production {production})")
     return 0
 
 

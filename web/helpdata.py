@@ -21,7 +21,7 @@ import re
 from flask import Blueprint, jsonify, request
 
 from shared import metrics
-from shared.messaging import retrain_trigger, shadows
+from shared.messaging import canary, retrain_trigger, shadows
 from shared.help_store import HelpStore, HelpStoreFull
 from shared.images.normalise import normalised_png
 from shared.messaging.ids import is_id
@@ -74,6 +74,7 @@ def add_help():
         metrics.record_help_image()
         if model_version and predicted is not None and predicted != label:
             metrics.record_correction(model_version)
+            _judge_canary(model_version)
         if model_version and predicted is not None:   # score any shadow that read this drawing
             shadows.record_correction(s.conn, job_id, label, predicted)
     else:  # a duplicate takes no room
@@ -83,6 +84,22 @@ def add_help():
         requested = retrain_trigger.request_retrain(s.conn, reason=f"{added.pending} new help images")
         body["retrain_job_id"] = requested.job_id
     return jsonify(body), (201 if added.created else 200)
+
+
+def _judge_canary(answered_by: str) -> None:
+    """A correction of a canary's or production's answer during a canary: roll the canary back if
+    users now correct it ``SWAGDIGITS_CANARY_MARGIN`` more often than production."""
+    s = services()
+    running = canary.active(s.conn)
+    if running is None or not canary.count_correction(s.conn, running, answered_by):
+        return
+    verdict = canary.judge(canary.stats(s.conn, running.version), s.config.canary_min_answers,
+                           s.config.canary_margin)
+    if not verdict.rollback or canary.stop(s.conn, reason="rolled back") is None:
+        return   # (None: another web process rolled it back first)
+    s.registry.reject(running.version)
+    metrics.record_canary_rollback()
+    log.warning("canary %s rolled back: %s", running.version, verdict.reason)
 
 
 def _spend_quota(client: str) -> None:

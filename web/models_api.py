@@ -20,7 +20,7 @@ from flask import Blueprint, jsonify, request
 from shared.messaging import retrain_trigger
 from shared.messaging import model_events
 from shared.messaging import heartbeat
-from shared.messaging import shadows
+from shared.messaging import canary, shadows
 from shared.model.store import ModelRegistry, ModelStoreError
 from web.auth import admin_required, is_operator
 from web.errors import ApiError
@@ -68,7 +68,9 @@ def list_models():
         models.append(entry)
     shadow = {version: {"share": share, **shadows.stats(s.conn, version)}
               for version, share in shadows.active(s.conn).items()}
+    running = canary.active(s.conn)
     body = {"production": production, "serving": serving, "models": models, "shadow": shadow,
+            "canary": None if running is None else {**running.__dict__, **canary.stats(s.conn, running.version)},
             "retrain": retrain_trigger.status(s.conn)}
     if operator:
         body["workers"] = workers
@@ -107,6 +109,41 @@ def rollback():
     return jsonify({"production": model_id, "previous": previous})
 
 
+@bp.post("/models/<model_id>/canary")
+@admin_required
+def start_canary(model_id: str):
+    """Answer a share of live drawings with ``model_id``; rolled back by itself if users correct it more."""
+    reg = registry()
+    if not _MODEL_ID.fullmatch(model_id) or model_id not in {m.model_id for m in reg.list()}:
+        raise ApiError("no such model", 404)
+    production = reg.production_id(missing_ok=True)
+    if model_id == production:
+        raise ApiError("that version is production: it already answers every drawing", 409)
+    share = _share(default=0.1)
+    running = canary.start(services().conn, model_id, share, production=production)
+    return jsonify(running.__dict__), 201
+
+
+@bp.delete("/models/canary")
+@admin_required
+def stop_canary():
+    stopped = canary.stop(services().conn, reason="DELETE /api/models/canary")
+    if stopped is None:
+        raise ApiError("no canary is running", 404)
+    return jsonify({"stopped": stopped.version, **canary.stats(services().conn, stopped.version)})
+
+
+def _share(default: float) -> float:
+    """The ``share`` of an optional JSON body: a number in (0, 1]."""
+    body = request.get_json(silent=True) if request.content_length else {}
+    if not isinstance(body, dict):
+        raise ApiError("send a JSON object such as {\"share\": 0.2}, or nothing", 400)
+    share = body.get("share", default)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+        raise ApiError("'share' must be a number in (0, 1]: the share of live drawings", 400)
+    return float(share)
+
+
 @bp.post("/models/<model_id>/shadow")
 @admin_required
 def start_shadow(model_id: str):
@@ -115,14 +152,9 @@ def start_shadow(model_id: str):
         raise ApiError("no such model", 404)
     if model_id == registry().production_id(missing_ok=True):
         raise ApiError("that version is production: it already answers every drawing", 409)
-    body = request.get_json(silent=True) if request.content_length else {}
-    if not isinstance(body, dict):
-        raise ApiError("send a JSON object such as {\"share\": 0.2}, or nothing", 400)
-    share = body.get("share", 1.0)
-    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
-        raise ApiError("'share' must be a number in (0, 1]: the share of drawings the shadow scores", 400)
-    shadows.start(services().conn, model_id, float(share))
-    return jsonify({"shadow": model_id, "share": float(share)}), 201
+    share = _share(default=1.0)
+    shadows.start(services().conn, model_id, share)
+    return jsonify({"shadow": model_id, "share": share}), 201
 
 
 @bp.delete("/models/<model_id>/shadow")

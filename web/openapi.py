@@ -248,6 +248,24 @@ SPEC: dict = {
                           "404": _error("no such model, or operator routes are off (the service runs "
                                         "without SWAGDIGITS_ADMIN_TOKEN)"),
                           "503": _E503, "507": _E507}}},
+        "/api/models/{model_id}/canary": {"post": {
+            "operationId": "startCanary", "security": _ADMIN,
+            "summary": "answer a share of live drawings with a version; rolled back by itself when users "
+                       "correct it more than production (operator)",
+            "parameters": [{"name": "model_id", "in": "path", "required": True,
+                            "schema": {"type": "string", "maxLength": 64}}],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"share": {"type": "number", "exclusiveMinimum": 0,
+                                                           "maximum": 1}}},
+                "example": {"share": 0.1}}}},
+            "responses": {"201": _object("canary running"), "400": _E400, "401": _E401, "403": _E403,
+                          "404": _error("no such model, or operator routes are off"),
+                          "409": _error("that version is production"), "503": _E503}}},
+        "/api/models/canary": {"delete": {
+            "operationId": "stopCanary", "security": _ADMIN,
+            "summary": "end the canary and return its tallies (operator)",
+            "responses": {"200": _object("stopped, with its tallies"), "401": _E401, "403": _E403,
+                          "404": _error("no canary is running, or operator routes are off"), "503": _E503}}},
         "/api/models/{model_id}/shadow": {
             "post": {
                 "operationId": "startShadow", "security": _ADMIN,

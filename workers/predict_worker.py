@@ -35,6 +35,7 @@ from shared.model.inference import Featurized, featurize_and_predict, predict_fe
 from shared.model.store import ModelRegistry
 from workers.model_holder import ModelHolder
 from workers.model_lifecycle import ModelLifecycle
+from workers.canary_router import CanaryRouter
 from workers.shadow_scorer import ShadowScorer
 
 log = logging.getLogger("swagdigits.predict_worker")
@@ -60,9 +61,10 @@ class PredictWorker:
         self.metrics = metrics.predict()
         self.metrics.watch_drift(DriftWindow(config.drift_window, config.unsure_below))
         self.shadow = ShadowScorer(registry, conn, self.metrics, config.shadow_max_cpu, config.result_ttl)
+        self.canary = CanaryRouter(registry, conn)
         self.lifecycle = ModelLifecycle(registry, conn, self.holder, self.metrics, self.name,
                                         family=config.model_family, on_swap=self._beat,
-                                        on_event=self.shadow.refresh)
+                                        on_event=self.follow_trials)
         self.metrics_port: int | None = None
         self.stopping = threading.Event()
         self._next_beat = 0.0
@@ -160,17 +162,18 @@ class PredictWorker:
         t0 = time.perf_counter()
         images = [j.image for j in retry_jobs]
         featurized, outcomes, timings = featurize_and_predict(model, images, self.limits)
+        served, by_canary, canary_version = self.canary.route(featurized, outcomes)
         compute_s = time.perf_counter() - t0
         done = []
         digits, confidences, bad = [], [], 0
-        for job, outcome in zip(retry_jobs, outcomes):
+        for i, (job, outcome) in enumerate(zip(retry_jobs, served)):
             if isinstance(outcome, ImageRejected):
                 bad += 1
                 done.append((job, p.PredictionError(job.job_id, outcome.message, outcome.status)))
                 continue
             done.append((job, p.PredictionResult(
                 job_id=job.job_id, digit=outcome.digit, probabilities=outcome.probabilities,
-                model_version=model.version,
+                model_version=canary_version if i in by_canary else model.version,
                 timings={"queue_wait_ms": round((claimed_at - job.enqueued_at) * 1000, 3),
                          **timings, "batch_size": len(retry_jobs)})))
             digits.append(outcome.digit)
@@ -184,6 +187,11 @@ class PredictWorker:
         self._push(done)
         # Answers are out: only now may shadow models look at the same drawings.
         self.shadow.score([j.job_id for j in retry_jobs], featurized, outcomes, images, self.limits, compute_s)
+
+    def follow_trials(self) -> None:
+        """A model event: re-read which versions run in shadow and which one is the canary."""
+        self.shadow.refresh()
+        self.canary.refresh(self.holder.current if self.holder.version else None)
 
     def _push(self, done) -> None:
         if self.pusher is None:

@@ -61,7 +61,7 @@ from shared.config import Config
 from shared.help_store import HelpEntry, HelpStore, is_holdout
 from shared.images.ink import decode_ink
 from shared.images.upload import ImageLimits, ImageRejected
-from shared.messaging import model_events, retrain_trigger
+from shared.messaging import canary, model_events, retrain_trigger
 from shared.model import families
 from shared.model.features import FeaturePipeline
 from shared.model.store import ModelRegistry, ModelStoreError
@@ -186,12 +186,16 @@ def _retrain(config, conn, registry, help_store, reason, pusher) -> dict:
         "reference": drift_reference(trained, sets.guard),
     }
     model_id = registry.publish(trained, metadata)
-    if passed:
-        model_events.promote_and_announce(registry, conn, model_id, reason=f"retrain: {why}", pusher=pusher)
-    else:
+    if not passed:
         registry.reject(model_id)
+        verdict = "rejected"
+    elif config.canary_share > 0 and parent is not None:   # live traffic has the last word
+        canary.start(conn, model_id, config.canary_share, production=parent)
+        verdict = "canary"
+    else:
+        model_events.promote_and_announce(registry, conn, model_id, reason=f"retrain: {why}", pusher=pusher)
+        verdict = "promoted"
     help_store.mark_trained(len(entries))
-    verdict = "promoted" if passed else "rejected"
     log.info("candidate %s %s: %s (trained on %d help images in %.1fs: %s)",
              model_id, verdict, why, len(selection.train.y), train_seconds, timings)
     return RetrainResult(

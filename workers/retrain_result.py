@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-OUTCOMES = ("promoted", "rejected")
+OUTCOMES = ("promoted", "canary", "rejected")
 
 
 @dataclass(frozen=True)
 class RetrainResult:
     model_id: str
-    outcome: str                        # "promoted" | "rejected"
+    outcome: str                        # "promoted" | "canary" | "rejected"
     reason: str
     parent: str | None
     candidate_accuracy: float

@@ -78,8 +78,9 @@ class ShadowScorer:
             picked = [i for i, a in enumerate(answers) if isinstance(a, Answer) and self.rng.random() < share]
             if not picked:
                 continue
-            rows = self._features(model, featurized, answers, images, picked, limits)
-            probs = model.predict_proba(np.stack(rows))
+            rows = (featurized.rows_for(picked) if model.pipeline == featurized.pipeline else
+                    np.stack(Featurized(model.pipeline).add([images[i] for i in picked], limits).rows))
+            probs = model.predict_proba(rows)
             results = []
             for i, row in zip(picked, probs):
                 digit = int(np.argmax(row))
@@ -91,16 +92,3 @@ class ShadowScorer:
             scored += len(results)
         self.shadow_seconds += time.perf_counter() - started
         return scored
-
-    @staticmethod
-    def _features(model: Model, featurized: Featurized, answers: list, images: list[bytes],
-                  picked: list[int], limits) -> list[np.ndarray]:
-        """The picked drawings' features for ``model``: production's when it reads the same ones."""
-        if model.pipeline == featurized.pipeline:
-            row_of = {}
-            for i, outcome in enumerate(featurized.outcomes):
-                if outcome is None:
-                    row_of[i] = len(row_of)
-            return [featurized.rows[row_of[i]] for i in picked]
-        own = Featurized(model.pipeline).add([images[i] for i in picked], limits)
-        return [row for row in own.rows]

@@ -15,6 +15,7 @@ import time
 
 import redis
 
+from shared.messaging import canary
 from shared.messaging import protocol as p
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,13 @@ def announce(conn: redis.Redis, model_id: str, previous: str | None, reason: str
 
 def promote_and_announce(registry, conn: redis.Redis, model_id: str, reason: str,
                          pusher=None) -> str | None:
-    """Promote in the store, then announce; return the version it replaced."""
+    """Promote in the store, then announce; return the version it replaced.
+
+    A canary running against the old production ends: its comparison was
+    with a version that no longer serves (and a promoted canary is simply live).
+    """
     previous = registry.promote(model_id, reason=reason)
+    canary.stop(conn, reason=f"production is now {model_id}")
     announce(conn, model_id, previous, reason, pusher)
     return previous
 
@@ -45,5 +51,6 @@ def promote_and_announce(registry, conn: redis.Redis, model_id: str, reason: str
 def rollback_and_announce(registry, conn: redis.Redis, pusher=None) -> tuple[str, str | None]:
     """Re-promote the most recently retired version and announce it."""
     model_id, previous = registry.rollback()
+    canary.stop(conn, reason=f"rolled back to {model_id}")
     announce(conn, model_id, previous, "rollback", pusher)
     return model_id, previous

@@ -35,12 +35,20 @@ class Featurized:
                 self.outcomes.append(exc)
         return self
 
+    def rows_for(self, indexes: list[int]) -> np.ndarray:
+        """The feature rows of the images at ``indexes`` (each must have decoded)."""
+        row_of, n = {}, 0
+        for i, outcome in enumerate(self.outcomes):
+            if outcome is None:
+                row_of[i], n = n, n + 1
+        return np.stack([self.rows[row_of[i]] for i in indexes])
+
 
 def predict_featurized(model: Model, batch: Featurized) -> list[Answer | ImageRejected]:
     """One ``predict_proba`` call for every decodable image; rejections stay in place."""
     if not batch.rows:
         return list(batch.outcomes)
-    answers = iter(_answer(row) for row in model.predict_proba(np.stack(batch.rows)))
+    answers = iter(answer_from(row) for row in model.predict_proba(np.stack(batch.rows)))
     return [next(answers) if o is None else o for o in batch.outcomes]
 
 
@@ -68,5 +76,6 @@ def featurize_and_predict(model: Model, images: list[bytes], limits: ImageLimits
     return batch, outcomes, timings
 
 
-def _answer(row: np.ndarray) -> Answer:
+def answer_from(row: np.ndarray) -> Answer:
+    """One drawing's answer from its row of ten probabilities."""
     return Answer(digit=int(np.argmax(row)), probabilities=[round(float(p), 5) for p in row])

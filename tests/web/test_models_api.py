@@ -193,3 +193,57 @@ def test_an_operator_runs_a_version_in_shadow_sees_its_tallies_and_stops_it(admi
     assert res.status_code == 200 and res.json["stopped"] == second and res.json["seen"] == 1
     assert admin_client.get("/api/models").json["shadow"] == {}
     assert admin_client.delete(f"/api/models/{second}/shadow", headers=AUTH).status_code == 404
+
+
+def test_an_operator_starts_a_canary_sees_it_and_a_promotion_ends_it(admin_client, model_dir, fake_conn):
+    from shared.messaging import canary
+
+    second = _second_model(model_dir)
+    production = ModelRegistry(model_dir).production_id()
+    assert admin_client.post(f"/api/models/{second}/canary").status_code == 401
+    res = admin_client.post(f"/api/models/{second}/canary", json={"share": 0.25}, headers=AUTH)
+    assert res.status_code == 201 and (res.json["version"], res.json["share"], res.json["production"]) == (
+        second, 0.25, production)
+    listed = admin_client.get("/api/models").json["canary"]
+    assert listed["version"] == second and listed["canary_answers"] == 0
+    assert admin_client.post(f"/api/models/{production}/canary", headers=AUTH).status_code == 409
+    assert admin_client.post("/api/models/nope/canary", headers=AUTH).status_code == 404
+    assert admin_client.post(f"/api/models/{second}/canary", json={"share": 2}, headers=AUTH).status_code == 400
+
+    assert admin_client.post(f"/api/models/{second}/promote", headers=AUTH).status_code == 200
+    assert canary.active(fake_conn) is None and admin_client.get("/api/models").json["canary"] is None
+    assert admin_client.delete("/api/models/canary", headers=AUTH).status_code == 404
+
+
+def test_a_canary_users_correct_more_than_production_is_rolled_back_and_rejected(
+        store_config, model_dir, fake_conn):
+    from prometheus_client import REGISTRY
+
+    from shared.messaging import canary
+    from testkit.drawings import digit_png
+
+    config = replace(store_config, canary_min_answers=20, canary_margin=0.05)
+    app = create_app(config, services=Services.connect(config, conn=fake_conn))
+    app.testing = True
+    client = app.test_client()
+    second = _second_model(model_dir)
+    production = ModelRegistry(model_dir).production_id()
+    canary.start(fake_conn, second, 0.1, production=production)
+    canary.count_answers(fake_conn, second, 20, 180)     # what the workers counted so far
+    rollbacks = REGISTRY.get_sample_value("swagdigits_canary_rollbacks_total") or 0
+
+    def correct(job_id, version, brush):
+        fake_conn.hset(p.JOB_KEY.format(job_id), mapping={"state": p.FINISHED, "result": json.dumps(
+            {"job_id": job_id, "digit": 1, "probabilities": [0.1] * 10, "model_version": version})})
+        image = "data:image/png;base64," + __import__("base64").b64encode(digit_png(7, brush=brush)).decode()
+        res = client.post("/helpdata", json={"image": image, "label": 7, "job_id": job_id})
+        assert res.status_code == 201, res.json
+
+    correct("a" * 32, production, 12)                     # production corrected once in 180: 0.6%
+    correct("b" * 32, second, 14)                         # canary 1 in 20: 5%, not yet 5 points over
+    assert canary.active(fake_conn) is not None
+    correct("c" * 32, second, 16)                         # canary 2 in 20: 10%: rolled back
+    assert canary.active(fake_conn) is None
+    assert "rejected" in [m for m in ModelRegistry(model_dir).list() if m.model_id == second][0].states
+    assert ModelRegistry(model_dir).production_id() == production
+    assert REGISTRY.get_sample_value("swagdigits_canary_rollbacks_total") - rollbacks == 1

@@ -76,7 +76,8 @@ def test_the_routes_marked_as_operator_only_are_exactly_those_refusing_anonymous
     assert refused == {(path, method) for path, ops in SPEC["paths"].items() for method, op in ops.items()
                        if "security" in op}
     assert marked == {path for path, _ in refused} == {
-        "/api/retrain", "/api/models/{model_id}/promote", "/api/models/rollback", "/api/models/{model_id}/shadow"}
+        "/api/retrain", "/api/models/{model_id}/promote", "/api/models/rollback", "/api/models/{model_id}/shadow",
+        "/api/models/{model_id}/canary", "/api/models/canary"}
     for path, method in refused:
         assert {"401", "403", "404"} <= set(SPEC["paths"][path][method]["responses"]), path
 

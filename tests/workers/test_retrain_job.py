@@ -216,3 +216,17 @@ def test_the_guard_set_is_fixed_and_never_trained_on():
     synthetic_guard = guard.X[n:n + training.GUARD_SYNTHETIC]
     assert not any(r.tobytes() in trained_rows for r in synthetic_guard)
     # (its scans are other images than those trained on: tests/shared/model/training/test_scans.py)
+
+
+def test_with_a_canary_share_a_good_candidate_answers_that_share_instead_of_going_live(
+        config, redis_conn, help_store):
+    from shared.messaging import canary
+
+    registry = ModelRegistry(config.model_dir)
+    parent = registry.production_id()
+    result = retrain_job.retrain(replace(config, canary_share=0.2), redis_conn, registry, help_store,
+                                 reason="test")
+    assert result["outcome"] == "canary", result
+    assert registry.production_id() == parent
+    running = canary.active(redis_conn)
+    assert (running.version, running.share, running.production) == (result["model_id"], 0.2, parent)
