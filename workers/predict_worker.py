@@ -121,6 +121,8 @@ class PredictWorker:
         chunk = self.batches.claim(self.name)
         if chunk:
             return self._work([], [chunk])
+        if self.shadow.drain_one():   # idle: shadow work, then look for drawings again before blocking
+            return 0
         entries = read_groups([self.queue.group, self.batches.group], self.name, 1, block_ms)
         jobs = self.queue.parse(entries.get(self.queue.stream, []))
         self.queue.mark_started(jobs)
@@ -185,8 +187,8 @@ class PredictWorker:
         self.metrics.observe_batch(claimed_at, compute_s, time.time(), [j.enqueued_at for j in retry_jobs],
                                    digits, confidences, {"bad_image": bad, "worker_died": len(given_up)})
         self._push(done)
-        # Answers are out: only now may shadow models look at the same drawings.
-        self.shadow.score([j.job_id for j in retry_jobs], featurized, outcomes, images, self.limits, compute_s)
+        # Answers are out; shadow models look at the same drawings when the worker is idle.
+        self.shadow.offer([j.job_id for j in retry_jobs], featurized, outcomes, images, self.limits, compute_s)
 
     def follow_trials(self) -> None:
         """A model event: re-read which versions run in shadow and which one is the canary."""

@@ -1,13 +1,17 @@
 """Scoring answered drawings with shadow models, after the answers have gone out.
 
-Why after, and within a budget: a shadow exists to judge a version on live
-traffic before it serves anyone, so it must never delay a user. A predict
-worker calls ``score`` once a group's answers are stored and pushed; it
-scores a random ``share`` of the group (the share the operator set for that
-version) and skips whole groups while the shadows' CPU time exceeds
-``max_cpu`` times production's (``SWAGDIGITS_SHADOW_MAX_CPU``). Only
-interactive drawings are shadowed: batch images would swamp the tallies with
-one client's data.
+Why after, when idle, and within a budget: a shadow exists to judge a
+version on live traffic before it serves anyone, so it must never delay a
+user. A predict worker ``offer``s each group once its answers are stored and
+pushed; the group waits in a short backlog (``BACKLOG_GROUPS``; the oldest
+is dropped when it is full) until the worker finds no drawing and no batch
+chunk waiting, and then ``drain_one`` scores a random ``share`` of one group
+(the share the operator set for that version). Groups are also skipped while
+the shadows' CPU time exceeds ``max_cpu`` times production's
+(``SWAGDIGITS_SHADOW_MAX_CPU``). So a saturated worker shadows little or
+nothing, which is the point: a drawing that arrives during shadow work waits
+at most one group's prediction. Only interactive drawings are shadowed:
+batch images would swamp the tallies with one client's data.
 
 The shadow models are a dict replaced whole on ``refresh`` (never mutated),
 like the production holder: a group reads it once.
@@ -17,6 +21,8 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 import redis
@@ -28,6 +34,17 @@ from shared.model.inference import Answer, Featurized
 from shared.model.store import ModelRegistry, ModelStoreError
 
 log = logging.getLogger("swagdigits.shadow")
+
+BACKLOG_GROUPS = 64        # answered groups kept for shadow scoring until the worker is idle
+
+
+@dataclass(frozen=True)
+class _Group:
+    job_ids: list[str]
+    featurized: Featurized
+    answers: list
+    images: list[bytes]
+    limits: object
 
 
 class ShadowScorer:
@@ -42,6 +59,8 @@ class ShadowScorer:
         self.models: dict[str, tuple[Model, float]] = {}   # version -> (model, share)
         self.production_seconds = 0.0
         self.shadow_seconds = 0.0
+        self.backlog: deque[_Group] = deque(maxlen=BACKLOG_GROUPS)
+        self.dropped = 0           # groups that left the backlog unscored (the worker was busy)
 
     def refresh(self) -> None:
         """Load the versions the operator put in shadow (kept if already loaded), drop the others."""
@@ -65,12 +84,33 @@ class ShadowScorer:
     def over_budget(self) -> bool:
         return self.max_cpu <= 0 or self.shadow_seconds > self.max_cpu * self.production_seconds
 
-    def score(self, job_ids: list[str], featurized: Featurized, answers: list, images: list[bytes],
-              limits, production_seconds: float) -> int:
-        """Score a random share of one answered group with each shadow; return drawings scored."""
+    def offer(self, job_ids: list[str], featurized: Featurized, answers: list, images: list[bytes],
+              limits, production_seconds: float) -> None:
+        """Keep an answered group for shadow scoring when the worker is next idle."""
         self.production_seconds += production_seconds
+        if not self.models:
+            return
+        if len(self.backlog) == self.backlog.maxlen:
+            self.dropped += 1
+        self.backlog.append(_Group(job_ids, featurized, answers, images, limits))
+
+    def drain_one(self) -> bool:
+        """Score the oldest waiting group (or skip it over budget); False if none waited."""
+        if not self.backlog:
+            return False
+        group = self.backlog.popleft()
+        if self.over_budget():
+            self.dropped += 1
+            return True
+        self.score(group)
+        return True
+
+    def score(self, group: _Group) -> int:
+        """Score a random share of one answered group with each shadow; return drawings scored."""
+        job_ids, featurized, answers, images, limits = (group.job_ids, group.featurized, group.answers,
+                                                        group.images, group.limits)
         models = self.models
-        if not models or self.over_budget():
+        if not models:
             return 0
         started = time.perf_counter()
         scored = 0

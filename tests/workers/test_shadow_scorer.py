@@ -29,7 +29,7 @@ def candidate(worker):
 def _answer_drawings(worker, redis_conn, digits):
     queue = PredictQueue(redis_conn)
     job_ids = [queue.submit(digit_png(d), limit=100) for d in digits]
-    while worker.run_once(block_ms=100):
+    while worker.run_once(block_ms=100) or worker.shadow.backlog:   # answers, then idle-time shadow work
         pass
     return job_ids
 
@@ -63,6 +63,19 @@ def test_over_its_cpu_budget_a_worker_skips_the_shadow(worker, redis_conn, candi
     worker.shadow.max_cpu = 0.0                         # no CPU at all for shadows
     _answer_drawings(worker, redis_conn, range(5))
     assert shadows.stats(redis_conn, candidate)["seen"] == 0
+
+
+def test_shadow_work_waits_until_no_drawing_does(worker, redis_conn, candidate):
+    shadows.start(redis_conn, candidate, 1.0)
+    worker.shadow.refresh()
+    queue = PredictQueue(redis_conn)
+    queue.submit(digit_png(3), limit=100)
+    assert worker.run_once(block_ms=100) == 1                 # answered; its shadow scoring is kept for later
+    queue.submit(digit_png(4), limit=100)
+    assert worker.run_once(block_ms=100) == 1                 # the next drawing comes before it
+    assert shadows.stats(redis_conn, candidate)["seen"] == 0 and len(worker.shadow.backlog) == 2
+    assert worker.run_once(block_ms=100) == 0 and worker.run_once(block_ms=100) == 0   # idle: both groups
+    assert shadows.stats(redis_conn, candidate)["seen"] == 2 and not worker.shadow.backlog
 
 
 def test_a_version_that_cannot_load_is_not_shadowed_and_answers_go_on(worker, redis_conn):
