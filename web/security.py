@@ -21,7 +21,8 @@ the Socket.IO ``predict`` event) and ``POST /helpdata`` count requests per
 client address in Redis (``web.rate_limit``); a batch counts one per image
 (``web.batches`` charges the rest once it has counted them), so the limit holds however
 many web processes serve the client. Over the limit: 429 JSON with
-``Retry-After``. The client is ``request.remote_addr``; forwarded-for headers
+``Retry-After``. The client is ``request.remote_addr`` as ``web.client_key``
+counts it (an IPv6 address by its /64); forwarded-for headers
 are trusted only from the ``SWAGDIGITS_PROXY_HOPS`` reverse proxies the
 operator declares (``web/__init__.py``), since anyone can send them.
 """
@@ -32,6 +33,7 @@ from urllib.parse import urlsplit
 from flask import Flask, request
 
 from web import rate_limit
+from web.client_key import client_key
 from web.errors import ApiError
 from web.services import services
 
@@ -110,7 +112,7 @@ def _is_own_origin(origin: str) -> bool:
 def check_rate(kind: str, cost: int = 1) -> None:
     """Spend ``cost`` requests of ``kind`` for this client, or raise 429 with Retry-After."""
     limiter = services().rate_limiter
-    verdict = limiter.hit(kind, request.remote_addr or "unknown", cost=cost)
+    verdict = limiter.hit(kind, client_key(request.remote_addr), cost=cost)
     if not verdict.allowed:
         raise ApiError(f"too many {kind} requests from this address: at most {verdict.limit} per "
                        f"{limiter.window_s}s; retry in {verdict.retry_after}s", 429,
