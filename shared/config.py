@@ -40,11 +40,20 @@ SETTINGS: dict[str, Setting] = {
                                "maxmemory, policy noeviction: when full, writes are refused and "
                                "the web tier answers 503); docker-compose.yaml sets the same."),
     "data_dir": Setting("SWAGDIGITS_DATA_DIR", ".", Path,
-                        "Base folder for models/, help_data/ and the embedded Redis."),
+                        "Base folder for models/, help_data/, secrets/ and the embedded Redis."),
     "model_dir": Setting("SWAGDIGITS_MODEL_DIR", "", Path,
                          "ModelStore file-system root (default: DATA_DIR/models)."),
     "help_dir": Setting("SWAGDIGITS_HELP_DIR", "", Path,
                         "Where labelled help images are kept (default: DATA_DIR/help_data)."),
+    # Keys clients must never learn (the help holdout split, client hashes): shared.server_secrets.
+    "secret_key": Setting("SWAGDIGITS_SECRET_KEY", "", str,
+                          "The server's secret (at least 32 characters), from which the help data's "
+                          "holdout split and client-address hashes are keyed; the same in every "
+                          "process. Empty: a random one is made once into SWAGDIGITS_SECRETS_DIR."),
+    "secrets_dir": Setting("SWAGDIGITS_SECRETS_DIR", "", Path,
+                           "Where the generated server secret is kept (file `server-key`, mode "
+                           "0600; default: DATA_DIR/secrets). Every web process, the retrain "
+                           "worker and the CLI must share it; back it up with the help data."),
     "host": Setting("SWAGDIGITS_HOST", "127.0.0.1", str, "Address the web tier listens on."),
     "port": Setting("SWAGDIGITS_PORT", "5000", int, "Port the web tier listens on."),
     "web_threads": Setting("SWAGDIGITS_WEB_THREADS", "64", int,
@@ -115,7 +124,8 @@ SETTINGS: dict[str, Setting] = {
                                    "How much lower a candidate's evaluation accuracy may be than "
                                    "production's and still be promoted."),
     "help_holdout_share": Setting("SWAGDIGITS_HELP_HOLDOUT_SHARE", "0.1", float,
-                                  "Share of help images (fixed by their SHA-256) never trained on, "
+                                  "Share of help images (fixed by their SHA-256 keyed by the server secret) "
+                                  "never trained on, "
                                   "kept to evaluate candidates."),
     "help_weight": Setting("SWAGDIGITS_HELP_WEIGHT", "0.25", float,
                            "How much one help image counts in training, relative to one shipped "
@@ -186,6 +196,8 @@ class Config:
     data_dir: Path
     model_dir: Path
     help_dir: Path
+    secret_key: str
+    secrets_dir: Path
     host: str
     port: int
     web_threads: int
@@ -240,9 +252,9 @@ class Config:
             except ValueError as exc:
                 raise ConfigError(f"{setting.env}={raw!r} is not a valid {setting.kind.__name__}") from exc
         values.update(overrides)
-        # model_dir and help_dir follow data_dir unless set themselves.
+        # model_dir, help_dir and secrets_dir follow data_dir unless set themselves.
         data_dir = Path(values["data_dir"])
-        for name, sub in (("model_dir", "models"), ("help_dir", "help_data")):
+        for name, sub in (("model_dir", "models"), ("help_dir", "help_data"), ("secrets_dir", "secrets")):
             if name not in overrides and not environ.get(SETTINGS[name].env):
                 values[name] = data_dir / sub
         config = cls(**values)
@@ -260,6 +272,9 @@ class Config:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{SETTINGS[name].env} must be positive")
         self.check_memory()
+        if self.secret_key and len(self.secret_key) < 32:
+            raise ConfigError(f"{SETTINGS['secret_key'].env} must be at least 32 characters "
+                              "(or unset: a random key is made and kept in SWAGDIGITS_SECRETS_DIR)")
         if self.proxy_hops < 0:
             raise ConfigError(f"{SETTINGS['proxy_hops'].env} must be 0 or more")
         if self.sockets_per_client < 0:

@@ -122,3 +122,19 @@ def test_the_offline_override_uses_only_the_stand_in_images_the_script_builds():
             repo, tag = base.split(":")
             assert repo.startswith("swagdigits-offline/"), base
             assert f'"$PREFIX/{repo.split("/", 1)[1]}:{tag}"' in script.replace("$SUITE", "bookworm"), base
+
+
+def test_the_processes_that_hash_clients_or_split_help_data_share_one_secrets_volume():
+    """shared/server_secrets.py: every web replica and the retrain worker must derive the same
+    keys, for as long as the help data lives: one named volume at DATA_DIR/secrets, the default
+    SWAGDIGITS_SECRETS_DIR (unless the operator gives SWAGDIGITS_SECRET_KEY)."""
+    compose = load()
+    services = compose["services"]
+    assert "server-secrets" in compose["volumes"]
+    for name in ("web", "retrain-worker"):
+        assert "server-secrets:/data/secrets" in services[name]["volumes"], name
+        assert services[name]["environment"]["SWAGDIGITS_DATA_DIR"] == "/data"
+    assert "server-secrets:/data/secrets" not in services["predict-worker"]["volumes"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "/data/secrets" in dockerfile and "chmod 700 /data/secrets" in dockerfile
+
