@@ -12,6 +12,19 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 
+LOOPBACK_BIND = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+LOOPBACK_HOST_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+
+def _is_host_name(name: str) -> bool:
+    """A host name or address as a Host header gives it, without a port: ``[::1]``, not ``a.example:80``."""
+    if "/" in name:
+        return False
+    if name.startswith("["):
+        return name.endswith("]") and name.count("]") == 1
+    return ":" not in name
+
+
 class ConfigError(ValueError):
     """An environment variable holds a value the service cannot use."""
 
@@ -175,6 +188,15 @@ SETTINGS: dict[str, Setting] = {
                                "Comma-separated origins (https://host:port) whose pages may open "
                                "Socket.IO connections and send writes (POST); empty: the page's "
                                "own origin only."),
+    # DNS rebinding (issue 17): a page whose name is re-pointed at this server is "same
+    # origin" to it, Host and Origin both naming the attacker's host; only a list of the
+    # names this service answers to tells it apart.
+    "allowed_hosts": Setting("SWAGDIGITS_ALLOWED_HOSTS", "", str,
+                             "Comma-separated host names (no port) the web tier answers to; any "
+                             "other Host header gets 400 (IP literals always pass: health checks "
+                             "and probes). Empty: `localhost,127.0.0.1,[::1]` when "
+                             "SWAGDIGITS_HOST is a loopback address, otherwise any host (set it "
+                             "for every public deployment)."),
     "unsure_below": Setting("SWAGDIGITS_UNSURE_BELOW", "0.6", float,
                             "The drawing page says it is not sure, and offers its two best "
                             "guesses as one-tap answers, when the top probability is below this; "
@@ -238,6 +260,7 @@ class Config:
     help_client_quota: int
     rate_limit_window: int
     allowed_origins: str
+    allowed_hosts: str
     unsure_below: float
 
     @classmethod
@@ -304,6 +327,10 @@ class Config:
             raise ConfigError(f"{SETTINGS['help_weight'].env} must be in (0, 10]")
         if not 0 <= self.retrain_nice <= 19:
             raise ConfigError(f"{SETTINGS['retrain_nice'].env} must be in 0..19")
+        for name in self.allowed_hosts.split(","):
+            if not _is_host_name(name.strip()):
+                raise ConfigError(f"{SETTINGS['allowed_hosts'].env} lists host names without a port "
+                                  f"or scheme, not {name.strip()!r}")
         if not 0.0 <= self.unsure_below <= 1.0:
             raise ConfigError(f"{SETTINGS['unsure_below'].env} must be in [0, 1]")
 
@@ -318,6 +345,13 @@ class Config:
     def origins(self) -> list[str]:
         """``SWAGDIGITS_ALLOWED_ORIGINS`` as a list (empty: the page's own origin only)."""
         return [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]
+
+    def host_names(self) -> tuple[str, ...]:
+        """The Host names the web tier answers to, lower case; empty: any (see ``allowed_hosts``)."""
+        given = tuple(h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip())
+        if given:
+            return given
+        return LOOPBACK_HOST_NAMES if self.host.strip().lower() in LOOPBACK_BIND else ()
 
     def as_env(self) -> dict[str, str]:
         """The environment that makes a child process build this same Config.

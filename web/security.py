@@ -16,6 +16,9 @@ says they come from another site: ``Sec-Fetch-Site: cross-site``, or an
 ``SWAGDIGITS_ALLOWED_ORIGINS``. Programs (curl, Python) send neither header
 and are not affected.
 
+Host names: a request whose Host is not one this service answers to is a 400
+before anything else sees it (``web.host_check``: DNS rebinding).
+
 Rate limits: prediction routes (``POST /api/predict``, ``POST /api/batches``,
 the Socket.IO ``predict`` event) and ``POST /helpdata`` count requests per
 client address in Redis (``web.rate_limit``); a batch counts one per image
@@ -35,7 +38,8 @@ from flask import Flask, request
 from web import rate_limit
 from web.client_key import client_key
 from web.errors import ApiError
-from web.services import services
+from web.host_check import HostCheckMiddleware
+from web.services import EXTENSION_KEY, services
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -71,6 +75,8 @@ def init_app(app: Flask) -> None:
             check_rate(kind)
 
     headers = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, **SECURITY_HEADERS}
+    config = app.extensions[EXTENSION_KEY].config
+    app.wsgi_app = HostCheckMiddleware(app.wsgi_app, config.host_names())
     app.wsgi_app = HeadersMiddleware(app.wsgi_app, headers)
 
 

@@ -138,3 +138,12 @@ def test_the_processes_that_hash_clients_or_split_help_data_share_one_secrets_vo
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "/data/secrets" in dockerfile and "chmod 700 /data/secrets" in dockerfile
 
+
+def test_the_web_tier_gets_the_operators_host_list_and_nginx_passes_the_clients_host():
+    """web/host_check.py: compose binds 0.0.0.0, so any host is answered unless the operator sets
+    SWAGDIGITS_ALLOWED_HOSTS (passed through); nginx forwards the browser's Host, so the listed
+    public names match, and the health checks name IP addresses, which always pass."""
+    web = load()["services"]["web"]
+    assert web["environment"]["SWAGDIGITS_ALLOWED_HOSTS"] == "${SWAGDIGITS_ALLOWED_HOSTS:-}"
+    assert "proxy_set_header Host $http_host;" in (ROOT / "deploy/nginx.conf").read_text()
+    assert "http://127.0.0.1:5000/healthz" in " ".join(web["healthcheck"]["test"])
