@@ -125,6 +125,12 @@ SETTINGS: dict[str, Setting] = {
     "admin_token": Setting("SWAGDIGITS_ADMIN_TOKEN", "", str,
                            "Bearer token for operator routes; empty turns them off."),
     "log_level": Setting("SWAGDIGITS_LOG_LEVEL", "INFO", str, "Python logging level."),
+    # What one client sends (malformed packets, requests refused again and again) must not
+    # decide how fast the log grows (issue 17).
+    "log_lines_per_client": Setting("SWAGDIGITS_LOG_LINES_PER_CLIENT", "10", int,
+                                    "Warning lines one client address may cause per minute in one web "
+                                    "process; the next is one line saying the rest are suppressed; "
+                                    "0: no limit."),
     "retrain_threshold": Setting("SWAGDIGITS_RETRAIN_THRESHOLD", "100", int,
                                  "New help images (not yet in a model) that trigger a retrain; "
                                  "0 turns the automatic trigger off."),
@@ -240,6 +246,7 @@ class Config:
     worker_heartbeat: int
     admin_token: str
     log_level: str
+    log_lines_per_client: int
     retrain_threshold: int
     gate_max_guard_loss: float
     gate_max_class_loss: float
@@ -300,6 +307,8 @@ class Config:
                               "(or unset: a random key is made and kept in SWAGDIGITS_SECRETS_DIR)")
         if self.proxy_hops < 0:
             raise ConfigError(f"{SETTINGS['proxy_hops'].env} must be 0 or more")
+        if self.log_lines_per_client < 0:
+            raise ConfigError(f"{SETTINGS['log_lines_per_client'].env} must be 0 or more")
         if self.sockets_per_client < 0:
             raise ConfigError(f"{SETTINGS['sockets_per_client'].env} must be 0 or more")
         if not 0 < self.http_threads < self.web_threads:
