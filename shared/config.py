@@ -12,6 +12,19 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 
+LOOPBACK_BIND = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+LOOPBACK_HOST_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+
+def _is_host_name(name: str) -> bool:
+    """A host name or address as a Host header gives it, without a port: ``[::1]``, not ``a.example:80``."""
+    if "/" in name:
+        return False
+    if name.startswith("["):
+        return name.endswith("]") and name.count("]") == 1
+    return ":" not in name
+
+
 class ConfigError(ValueError):
     """An environment variable holds a value the service cannot use."""
 
@@ -40,11 +53,20 @@ SETTINGS: dict[str, Setting] = {
                                "maxmemory, policy noeviction: when full, writes are refused and "
                                "the web tier answers 503); docker-compose.yaml sets the same."),
     "data_dir": Setting("SWAGDIGITS_DATA_DIR", ".", Path,
-                        "Base folder for models/, help_data/ and the embedded Redis."),
+                        "Base folder for models/, help_data/, secrets/ and the embedded Redis."),
     "model_dir": Setting("SWAGDIGITS_MODEL_DIR", "", Path,
                          "ModelStore file-system root (default: DATA_DIR/models)."),
     "help_dir": Setting("SWAGDIGITS_HELP_DIR", "", Path,
                         "Where labelled help images are kept (default: DATA_DIR/help_data)."),
+    # Keys clients must never learn (the help holdout split, client hashes): shared.server_secrets.
+    "secret_key": Setting("SWAGDIGITS_SECRET_KEY", "", str,
+                          "The server's secret (at least 32 characters), from which the help data's "
+                          "holdout split and client-address hashes are keyed; the same in every "
+                          "process. Empty: a random one is made once into SWAGDIGITS_SECRETS_DIR."),
+    "secrets_dir": Setting("SWAGDIGITS_SECRETS_DIR", "", Path,
+                           "Where the generated server secret is kept (file `server-key`, mode "
+                           "0600; default: DATA_DIR/secrets). Every web process, the retrain "
+                           "worker and the CLI must share it; back it up with the help data."),
     "host": Setting("SWAGDIGITS_HOST", "127.0.0.1", str, "Address the web tier listens on."),
     "port": Setting("SWAGDIGITS_PORT", "5000", int, "Port the web tier listens on."),
     "web_threads": Setting("SWAGDIGITS_WEB_THREADS", "64", int,
@@ -103,6 +125,12 @@ SETTINGS: dict[str, Setting] = {
     "admin_token": Setting("SWAGDIGITS_ADMIN_TOKEN", "", str,
                            "Bearer token for operator routes; empty turns them off."),
     "log_level": Setting("SWAGDIGITS_LOG_LEVEL", "INFO", str, "Python logging level."),
+    # What one client sends (malformed packets, requests refused again and again) must not
+    # decide how fast the log grows (issue 17).
+    "log_lines_per_client": Setting("SWAGDIGITS_LOG_LINES_PER_CLIENT", "10", int,
+                                    "Warning lines one client address may cause per minute in one web "
+                                    "process; the next is one line saying the rest are suppressed; "
+                                    "0: no limit."),
     "retrain_threshold": Setting("SWAGDIGITS_RETRAIN_THRESHOLD", "100", int,
                                  "New help images (not yet in a model) that trigger a retrain; "
                                  "0 turns the automatic trigger off."),
@@ -115,7 +143,8 @@ SETTINGS: dict[str, Setting] = {
                                    "How much lower a candidate's evaluation accuracy may be than "
                                    "production's and still be promoted."),
     "help_holdout_share": Setting("SWAGDIGITS_HELP_HOLDOUT_SHARE", "0.1", float,
-                                  "Share of help images (fixed by their SHA-256) never trained on, "
+                                  "Share of help images (fixed by their SHA-256 keyed by the server secret) "
+                                  "never trained on, "
                                   "kept to evaluate candidates."),
     "help_weight": Setting("SWAGDIGITS_HELP_WEIGHT", "0.25", float,
                            "How much one help image counts in training, relative to one shipped "
@@ -171,6 +200,15 @@ SETTINGS: dict[str, Setting] = {
                                "Comma-separated origins (https://host:port) whose pages may open "
                                "Socket.IO connections and send writes (POST); empty: the page's "
                                "own origin only."),
+    # DNS rebinding (issue 17): a page whose name is re-pointed at this server is "same
+    # origin" to it, Host and Origin both naming the attacker's host; only a list of the
+    # names this service answers to tells it apart.
+    "allowed_hosts": Setting("SWAGDIGITS_ALLOWED_HOSTS", "", str,
+                             "Comma-separated host names (no port) the web tier answers to; any "
+                             "other Host header gets 400 (IP literals always pass: health checks "
+                             "and probes). Empty: `localhost,127.0.0.1,[::1]` when "
+                             "SWAGDIGITS_HOST is a loopback address, otherwise any host (set it "
+                             "for every public deployment)."),
     "unsure_below": Setting("SWAGDIGITS_UNSURE_BELOW", "0.6", float,
                             "The drawing page says it is not sure, and offers its two best "
                             "guesses as one-tap answers, when the top probability is below this; "
@@ -207,6 +245,8 @@ class Config:
     data_dir: Path
     model_dir: Path
     help_dir: Path
+    secret_key: str
+    secrets_dir: Path
     host: str
     port: int
     web_threads: int
@@ -227,6 +267,7 @@ class Config:
     worker_heartbeat: int
     admin_token: str
     log_level: str
+    log_lines_per_client: int
     retrain_threshold: int
     gate_max_guard_loss: float
     gate_max_class_loss: float
@@ -248,6 +289,7 @@ class Config:
     help_client_quota: int
     rate_limit_window: int
     allowed_origins: str
+    allowed_hosts: str
     unsure_below: float
     drift_window: int
     shadow_max_cpu: float
@@ -267,9 +309,9 @@ class Config:
             except ValueError as exc:
                 raise ConfigError(f"{setting.env}={raw!r} is not a valid {setting.kind.__name__}") from exc
         values.update(overrides)
-        # model_dir and help_dir follow data_dir unless set themselves.
+        # model_dir, help_dir and secrets_dir follow data_dir unless set themselves.
         data_dir = Path(values["data_dir"])
-        for name, sub in (("model_dir", "models"), ("help_dir", "help_data")):
+        for name, sub in (("model_dir", "models"), ("help_dir", "help_data"), ("secrets_dir", "secrets")):
             if name not in overrides and not environ.get(SETTINGS[name].env):
                 values[name] = data_dir / sub
         config = cls(**values)
@@ -287,8 +329,13 @@ class Config:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{SETTINGS[name].env} must be positive")
         self.check_memory()
+        if self.secret_key and len(self.secret_key) < 32:
+            raise ConfigError(f"{SETTINGS['secret_key'].env} must be at least 32 characters "
+                              "(or unset: a random key is made and kept in SWAGDIGITS_SECRETS_DIR)")
         if self.proxy_hops < 0:
             raise ConfigError(f"{SETTINGS['proxy_hops'].env} must be 0 or more")
+        if self.log_lines_per_client < 0:
+            raise ConfigError(f"{SETTINGS['log_lines_per_client'].env} must be 0 or more")
         if self.sockets_per_client < 0:
             raise ConfigError(f"{SETTINGS['sockets_per_client'].env} must be 0 or more")
         if not 0 < self.http_threads < self.web_threads:
@@ -324,6 +371,10 @@ class Config:
             raise ConfigError(f"{SETTINGS['canary_margin'].env} must be in [0, 1)")
         if self.shadow_max_cpu < 0:
             raise ConfigError(f"{SETTINGS['shadow_max_cpu'].env} must be 0 or more")
+        for name in self.allowed_hosts.split(","):
+            if not _is_host_name(name.strip()):
+                raise ConfigError(f"{SETTINGS['allowed_hosts'].env} lists host names without a port "
+                                  f"or scheme, not {name.strip()!r}")
         if not 0.0 <= self.unsure_below <= 1.0:
             raise ConfigError(f"{SETTINGS['unsure_below'].env} must be in [0, 1]")
 
@@ -338,6 +389,13 @@ class Config:
     def origins(self) -> list[str]:
         """``SWAGDIGITS_ALLOWED_ORIGINS`` as a list (empty: the page's own origin only)."""
         return [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]
+
+    def host_names(self) -> tuple[str, ...]:
+        """The Host names the web tier answers to, lower case; empty: any (see ``allowed_hosts``)."""
+        given = tuple(h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip())
+        if given:
+            return given
+        return LOOPBACK_HOST_NAMES if self.host.strip().lower() in LOOPBACK_BIND else ()
 
     def as_env(self) -> dict[str, str]:
         """The environment that makes a child process build this same Config.

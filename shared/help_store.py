@@ -9,7 +9,8 @@ drawing becomes training data. Layout under ``help_dir``::
                          bytes (written last: its presence means the entry
                          is complete)
     <label>/<id>.json    metadata: time, label, prediction and model version,
-                         image SHA-256, salted hash of the client address
+                         image SHA-256, hash of the client address keyed by
+                         the server secret (``shared.server_secrets``)
     .claims/<id>         one per distinct image: created with an atomic
                          link, so among concurrent senders of the same image,
                          in any number of web processes, exactly one stores it
@@ -21,6 +22,10 @@ Counting: ``shared.messaging.help_counts`` keeps in Redis how many images
 were stored and how many the last retraining saw, shared by every web
 process; ``pending`` is the difference. The files stay the truth: a missing
 total is rebuilt from them.
+
+Holdout: ``holdout(share)`` says which images are never trained on, kept to
+evaluate candidates, from each image's SHA-256 keyed by the server secret, so
+a sender cannot pick them (``is_holdout``).
 
 Quota: with ``max_bytes`` (``SWAGDIGITS_HELP_MAX_BYTES``) a new image that
 would take the help data (images and metadata) past it is refused with
@@ -38,21 +43,24 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 
 from shared.messaging.help_counts import HelpCounts
 from shared.atomic import create_exclusive, write_atomic
+from shared.server_secrets import CLIENT_HASH, HOLDOUT, ServerSecrets
+
+if TYPE_CHECKING:
+    from shared.config import Config
 
 log = logging.getLogger(__name__)
 
 LABELS = range(10)
 _CLAIMS = ".claims"
-_SALT = ".client-salt"
 _META_BYTES = 512   # a metadata file's size, near enough, for the quota check
 
 
@@ -79,7 +87,7 @@ class HelpEntry:
     label: int
     sha256: str
     png: Path
-    client: str | None = None    # salted hash of the sender's address (None: not recorded)
+    client: str | None = None    # keyed hash of the sender's address (None: not recorded)
     trusted: bool = False        # stored by an operator (``swagdigits import``), not a web client
     received_at: str = ""
 
@@ -88,16 +96,43 @@ def image_id(sha256_hex: str) -> str:
     return sha256_hex[:32]
 
 
-def is_holdout(sha256_hex: str, share: float) -> bool:
-    """Whether an image is kept out of training for evaluation; fixed by its hash forever."""
-    return int(sha256_hex[:8], 16) < share * 0x1_0000_0000
+def is_holdout(sha256_hex: str, share: float, key: bytes) -> bool:
+    """Whether an image is kept out of training for evaluation; fixed for ever by its hash and ``key``.
+
+    HMAC-SHA256 of the image's SHA-256 under the server's secret
+    (``shared.server_secrets``): the sender knows its bytes, not the key, so it
+    cannot choose which of its images are trained on and which judge the result.
+    """
+    mac = hmac.new(key, sha256_hex.encode(), hashlib.sha256).digest()
+    return int.from_bytes(mac[:8], "big") < share * 2 ** 64
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """``is_holdout`` with this deployment's share and key, as one callable on an image's SHA-256."""
+    share: float
+    key: bytes
+
+    def __call__(self, sha256_hex: str) -> bool:
+        return is_holdout(sha256_hex, self.share, self.key)
 
 
 class HelpStore:
-    def __init__(self, root: Path | str, conn: redis.Redis | None = None, max_bytes: int = 0):
+    def __init__(self, root: Path | str, conn: redis.Redis | None = None, max_bytes: int = 0, *,
+                 secrets: ServerSecrets):
         self.root = Path(root)
         self.max_bytes = max_bytes   # 0: no quota
+        self.secrets = secrets       # keys the client hashes and the holdout split
         self.counts = HelpCounts(conn, self.count, self.bytes_on_disk) if conn is not None else None
+
+    @classmethod
+    def from_config(cls, config: "Config", conn: redis.Redis | None = None) -> "HelpStore":
+        return cls(config.help_dir, conn, max_bytes=config.help_max_bytes,
+                   secrets=ServerSecrets.from_config(config))
+
+    def holdout(self, share: float) -> Holdout:
+        """Which images are held back from training: ``share`` of them, keyed by the server secret."""
+        return Holdout(share, self.secrets.key(HOLDOUT))
 
     # -- writing -----------------------------------------------------------
     def add(self, image: bytes, label: int, *, predicted: int | None = None,
@@ -196,12 +231,7 @@ class HelpStore:
             return label  # unreadable claim: treat as ours and (re)write the entry
 
     def _client_hash(self, client: str) -> str | None:
-        """A salted hash: tells repeat senders apart without keeping their address."""
+        """A keyed hash: tells repeat senders apart without keeping their address."""
         if not client:
             return None
-        return hmac.new(self._salt(), client.encode(), hashlib.sha256).hexdigest()[:32]
-
-    def _salt(self) -> bytes:
-        path = self.root / _SALT
-        create_exclusive(path, secrets.token_hex(32).encode())
-        return path.read_bytes()
+        return hmac.new(self.secrets.key(CLIENT_HASH), client.encode(), hashlib.sha256).hexdigest()[:32]

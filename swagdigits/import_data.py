@@ -130,7 +130,7 @@ def _run(args, config) -> int:
     from shared.messaging.connection import connect
 
     conn = connect(config.redis_url)
-    store = HelpStore(config.help_dir, conn, max_bytes=config.help_max_bytes)
+    store = HelpStore.from_config(config, conn)
     try:
         report = import_into(store, args.source, ImageLimits.from_config(config), progress=not args.quiet)
     except (OSError, ValueError) as exc:

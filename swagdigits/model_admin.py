@@ -135,7 +135,7 @@ def _retrain(args, config: Config) -> int:
         from shared.messaging.push import Pusher
         from workers.retrain_job import retrain
 
-        result = retrain(config, conn, ModelRegistry(config.model_dir), HelpStore(config.help_dir, conn),
+        result = retrain(config, conn, ModelRegistry(config.model_dir), HelpStore.from_config(config, conn),
                          reason="swagdigits retrain --in-process", pusher=Pusher(config.redis_url))
         print(json.dumps(result, indent=2))
         return 0

@@ -105,7 +105,7 @@ def help_store(config, redis_conn):
     from shared.help_store import HelpStore
     from testkit.drawings import digit_png
 
-    store = HelpStore(config.help_dir, redis_conn)
+    store = HelpStore.from_config(config, redis_conn)
     for brush in (12, 16, 20, 24):
         for d in range(10):
             store.add(digit_png(d, brush=brush), d)

@@ -48,6 +48,9 @@ def create_app(config: Config | None = None, services: Services | None = None,
 
     security.init_app(app)
     app.register_blueprint(openapi.bp)
+    from web import log_limit
+
+    log_limit.init_app(app, config.log_lines_per_client)   # outside all but ProxyFix: sees the client
     if config.proxy_hops:
         # Outermost, so the socket caps and every per-address rule see the client's address.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.proxy_hops)

@@ -26,6 +26,7 @@ from shared.help_store import HelpStore, HelpStoreFull
 from shared.images.normalise import normalised_png
 from shared.messaging.ids import is_id
 from web import rate_limit
+from web.client_key import client_key
 from web.errors import ApiError
 from web.services import services
 from web.uploads import image_from_request, json_body
@@ -57,7 +58,7 @@ def add_help():
         model_version = result.get("model_version")
         if "digit" in result:
             predicted = int(result["digit"])
-    client = request.remote_addr or ""
+    client = client_key(request.remote_addr)   # an IPv6 client by its /64 (web.client_key)
     _spend_quota(client)
     try:
         added = help_store().add(image, label, predicted=predicted, model_version=model_version,
@@ -105,7 +106,7 @@ def _judge_canary(answered_by: str) -> None:
 def _spend_quota(client: str) -> None:
     """One of the address's new help images for today, or 429 with Retry-After."""
     quota = services().help_quota
-    verdict = quota.hit(rate_limit.HELP_QUOTA, client or "unknown")
+    verdict = quota.hit(rate_limit.HELP_QUOTA, client)
     if not verdict.allowed:
         raise ApiError(f"this address has sent its {verdict.limit} help images for today; "
                        f"more are accepted in {verdict.retry_after}s (at 00:00 UTC)", 429,
@@ -113,7 +114,7 @@ def _spend_quota(client: str) -> None:
 
 
 def _refund_quota(client: str) -> None:
-    services().help_quota.refund(rate_limit.HELP_QUOTA, client or "unknown")
+    services().help_quota.refund(rate_limit.HELP_QUOTA, client)
 
 
 @bp.get("/helpdata")

@@ -3,9 +3,11 @@
 Fixed windows: one counter per (kind, client, window number), incremented
 (by one per image: a batch of 50 costs what 50 drawings do) and given its
 expiry in one Lua call, so a limit costs one round trip and the
-counters vanish by themselves. A client is its address hashed with a salt
-kept in Redis (made once, shared by all web processes): the keys never hold
-an address in clear. Fixed windows let a client send up to twice the limit
+counters vanish by themselves. A client is its address (``web.client_key``:
+an IPv6 one by its /64) hashed under a key derived from the server secret
+(``shared.server_secrets``, the same in every web process): the keys never
+hold an address in clear, and without the secret a key cannot be traced back
+to an address by trying them all. Fixed windows let a client send up to twice the limit
 across a window boundary; that is the price of one counter per client, and
 far below what would hurt the service (the queue limit catches the rest).
 """
@@ -13,13 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 import time
 from dataclasses import dataclass
 
 import redis
 
 from shared.messaging import protocol as p
+from shared.server_secrets import CLIENT_HASH, ServerSecrets
 
 # ARGV: expiry seconds, cost, limit. A refused charge of more than one unit
 # (a batch) is taken back, so the client may still send something smaller;
@@ -47,12 +49,12 @@ class Verdict:
 
 
 class RateLimiter:
-    def __init__(self, conn: redis.Redis, window_s: int, limits: dict[str, int]):
+    def __init__(self, conn: redis.Redis, window_s: int, limits: dict[str, int], secrets: ServerSecrets):
         self.conn = conn
         self.window_s = window_s
         self.limits = limits
+        self.secrets = secrets
         self._hit = conn.register_script(_HIT)
-        self._salt: bytes | None = None
 
     def hit(self, kind: str, client: str, now: float | None = None, cost: int = 1) -> Verdict:
         """Count ``cost`` units of ``kind`` (one per image) from ``client``; refused once the
@@ -76,10 +78,4 @@ class RateLimiter:
         self.conn.decrby(key, cost)
 
     def client_hash(self, client: str) -> str:
-        return hmac.new(self.salt(), client.encode(), hashlib.sha256).hexdigest()[:24]
-
-    def salt(self) -> bytes:
-        if self._salt is None:
-            self.conn.set(p.RATE_SALT_KEY, secrets.token_hex(16), nx=True)
-            self._salt = self.conn.get(p.RATE_SALT_KEY) or b""
-        return self._salt
+        return hmac.new(self.secrets.key(CLIENT_HASH), client.encode(), hashlib.sha256).hexdigest()[:24]

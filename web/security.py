@@ -16,12 +16,16 @@ says they come from another site: ``Sec-Fetch-Site: cross-site``, or an
 ``SWAGDIGITS_ALLOWED_ORIGINS``. Programs (curl, Python) send neither header
 and are not affected.
 
+Host names: a request whose Host is not one this service answers to is a 400
+before anything else sees it (``web.host_check``: DNS rebinding).
+
 Rate limits: prediction routes (``POST /api/predict``, ``POST /api/batches``,
 ``POST /v2/models/digits/infer``, the Socket.IO ``predict`` event) and ``POST /helpdata`` count requests per
 client address in Redis (``web.rate_limit``); a batch counts one per image
 (``web.batches`` charges the rest once it has counted them), so the limit holds however
 many web processes serve the client. Over the limit: 429 JSON with
-``Retry-After``. The client is ``request.remote_addr``; forwarded-for headers
+``Retry-After``. The client is ``request.remote_addr`` as ``web.client_key``
+counts it (an IPv6 address by its /64); forwarded-for headers
 are trusted only from the ``SWAGDIGITS_PROXY_HOPS`` reverse proxies the
 operator declares (``web/__init__.py``), since anyone can send them.
 """
@@ -32,8 +36,10 @@ from urllib.parse import urlsplit
 from flask import Flask, request
 
 from web import rate_limit
+from web.client_key import client_key
 from web.errors import ApiError
-from web.services import services
+from web.host_check import HostCheckMiddleware
+from web.services import EXTENSION_KEY, services
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -70,6 +76,8 @@ def init_app(app: Flask) -> None:
             check_rate(kind)
 
     headers = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, **SECURITY_HEADERS}
+    config = app.extensions[EXTENSION_KEY].config
+    app.wsgi_app = HostCheckMiddleware(app.wsgi_app, config.host_names())
     app.wsgi_app = HeadersMiddleware(app.wsgi_app, headers)
 
 
@@ -111,7 +119,7 @@ def _is_own_origin(origin: str) -> bool:
 def check_rate(kind: str, cost: int = 1) -> None:
     """Spend ``cost`` requests of ``kind`` for this client, or raise 429 with Retry-After."""
     limiter = services().rate_limiter
-    verdict = limiter.hit(kind, request.remote_addr or "unknown", cost=cost)
+    verdict = limiter.hit(kind, client_key(request.remote_addr), cost=cost)
     if not verdict.allowed:
         raise ApiError(f"too many {kind} requests from this address: at most {verdict.limit} per "
                        f"{limiter.window_s}s; retry in {verdict.retry_after}s", 429,

@@ -25,6 +25,7 @@ from shared.messaging.batch_queue import BatchQueue
 from shared.messaging.connection import connect
 from shared.messaging.predict_queue import PredictQueue
 from shared.model.store import ModelRegistry
+from shared.server_secrets import ServerSecrets
 from web.rate_limit import DAY_S, HELP, HELP_QUOTA, PREDICT, RateLimiter
 from web.socket_secrets import SocketSecrets
 
@@ -66,17 +67,19 @@ class Services:
             reply_conn = connect(config.redis_url, socket_timeout=config.predict_timeout + margin,
                                  connect_timeout=margin)
             bulk_conn = connect(config.redis_url, socket_timeout=BULK_WRITE_S, connect_timeout=margin)
+        secrets = ServerSecrets.from_config(config)
         return cls(config=config, conn=conn,
                    queue=PredictQueue(conn, result_ttl=config.result_ttl, reply_conn=reply_conn),
                    batches=BatchQueue(conn, config.batch_chunk_size, config.batch_ttl, bulk_conn=bulk_conn),
                    limits=ImageLimits.from_config(config),
-                   help_store=HelpStore(config.help_dir, conn, max_bytes=config.help_max_bytes),
+                   help_store=HelpStore(config.help_dir, conn, max_bytes=config.help_max_bytes,
+                                        secrets=secrets),
                    registry=ModelRegistry(config.model_dir),
                    rate_limiter=RateLimiter(conn, config.rate_limit_window,
                                             {PREDICT: config.rate_limit_predict,
-                                             HELP: config.rate_limit_help}),
+                                             HELP: config.rate_limit_help}, secrets),
                    socket_secrets=SocketSecrets(conn),
-                   help_quota=RateLimiter(conn, DAY_S, {HELP_QUOTA: config.help_client_quota}))
+                   help_quota=RateLimiter(conn, DAY_S, {HELP_QUOTA: config.help_client_quota}, secrets))
 
 
 def services() -> Services:

@@ -12,7 +12,7 @@ against connections that behave.
 So a new Engine.IO session (a ``GET /socket.io/`` without ``sid``: the
 handshake of either transport) is admitted only while
 
-- its address holds fewer than ``SWAGDIGITS_SOCKETS_PER_CLIENT`` sessions in
+- its address (an IPv6 one by its /64, ``web.client_key``) holds fewer than ``SWAGDIGITS_SOCKETS_PER_CLIENT`` sessions in
   this process (else 429 + ``Retry-After``), and
 - the process holds fewer than ``SWAGDIGITS_WEB_THREADS`` -
   ``SWAGDIGITS_HTTP_THREADS`` sessions (else 503 + ``Retry-After``), so HTTP
@@ -38,6 +38,8 @@ import logging
 import threading
 from collections import Counter
 from urllib.parse import parse_qs
+
+from web.client_key import client_key
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +151,7 @@ class SocketCapsMiddleware:
         if not is_handshake(environ):
             return self.wsgi_app(environ, start_response)
         try:
-            place = self.caps.reserve(environ.get("REMOTE_ADDR") or "unknown")
+            place = self.caps.reserve(client_key(environ.get("REMOTE_ADDR")))
         except Refused as refused:
             body = json.dumps({"error": refused.message, "status": refused.status}).encode()
             reason = "Too Many Requests" if refused.status == 429 else "Service Unavailable"

@@ -18,7 +18,9 @@ python-socketio logged ~1.8 KB of traceback per packet, twice, and kept the
 socket open, so one client could write megabytes of log a second. An
 undecodable Engine.IO frame closes its WebSocket with one line too; in a
 long-polling POST the engine itself catches it, and it is logged as one line
-(the session stays open: the engine gives no hook there).
+(the session stays open: the engine gives no hook there). Either way a
+client causes at most ``SWAGDIGITS_LOG_LINES_PER_CLIENT`` warnings a minute
+(``web.log_limit``).
 
 Connections are capped per client address and per process
 (``web/socket_caps.py``): each one holds a web thread, and HTTP must keep some.
@@ -37,6 +39,7 @@ from shared.images.upload import ImageRejected, bytes_from_text, inspect
 from web.deadlines import ReplyDeadlines
 from web.api import submit_drawing
 from web.errors import ApiError, redis_failure
+from web.log_limit import for_client
 from web.services import EXTENSION_KEY, services
 from web.socket_caps import SocketCaps, SocketCapsMiddleware, engine_hooks
 
@@ -119,14 +122,16 @@ def _disconnect_on_bad_packets(server: python_socketio.Server):
     handle = server._handle_eio_message  # what python-socketio registers for Engine.IO messages
 
     def guarded(eio_sid: str, data) -> None:
-        try:
-            handle(eio_sid, data)
-        except ValueError as exc:  # decoding: packet type, attachments, JSON
-            log.warning("malformed Socket.IO packet (%s); disconnected the client", type(exc).__name__)
-            _drop(server, eio_sid)
-        except Exception:
-            log.exception("error handling a Socket.IO packet; disconnected the client")
-            _drop(server, eio_sid)
+        # Messages may be handled on a thread of their own: name the client for the log limit.
+        with for_client((server.environ.get(eio_sid) or {}).get("REMOTE_ADDR")):
+            try:
+                handle(eio_sid, data)
+            except ValueError as exc:  # decoding: packet type, attachments, JSON
+                log.warning("malformed Socket.IO packet (%s); disconnected the client", type(exc).__name__)
+                _drop(server, eio_sid)
+            except Exception:
+                log.exception("error handling a Socket.IO packet; disconnected the client")
+                _drop(server, eio_sid)
 
     return guarded
 

@@ -13,7 +13,8 @@ fixed sets (``judge``):
    on the corrections: help data must teach new writers without making the
    model worse for everybody else;
 2. the evaluation set: the shipped digits' held-out part plus the help images
-   whose SHA-256 puts them in the held-back share (``help_store.is_holdout``),
+   whose SHA-256, keyed by the server secret, puts them in the held-back share
+   (``help_store.is_holdout``),
    never trained on. The candidate must not be worse than production there by
    more than ``promotion_tolerance``.
 
@@ -26,7 +27,7 @@ targets: 100 pen-stroke 7s labelled 1 from one address were promoted and
 made 41% of unseen pen-stroke 7s read as 1 (issue 17, finding 2), while the
 guard set barely moved.
 
-- One client address (the help store's salted hash) contributes at most
+- One client address (the help store's keyed hash; an IPv6 client by its /64) contributes at most
   ``help_client_max`` images to a retraining, its earliest; the rest are left
   out of that retraining, logged and counted (``n_help_capped``).
 - A help image whose label production gives less than
@@ -58,7 +59,7 @@ import redis
 from threadpoolctl import threadpool_limits
 
 from shared.config import Config
-from shared.help_store import HelpEntry, HelpStore, is_holdout
+from shared.help_store import HelpEntry, HelpStore, Holdout
 from shared.images.ink import decode_ink
 from shared.images.upload import ImageLimits, ImageRejected
 from shared.messaging import canary, model_events, retrain_trigger
@@ -112,7 +113,7 @@ def run_retrain(reason: str = "requested") -> dict:
     config = Config.from_env()
     job = get_current_job()
     conn = job.connection if job is not None else redis.Redis.from_url(config.redis_url)
-    return retrain(config, conn, ModelRegistry(config.model_dir), HelpStore(config.help_dir, conn),
+    return retrain(config, conn, ModelRegistry(config.model_dir), HelpStore.from_config(config, conn),
                    reason=reason, pusher=Pusher(config.redis_url),
                    job_id=job.id if job is not None else None)
 
@@ -135,7 +136,7 @@ def _retrain(config, conn, registry, help_store, reason, pusher) -> dict:
     help_cache = HelpFeatureCache(cache_dir, pipeline).load()
     entries = help_store.entries()
     kept, capped = cap_per_client(entries, config.help_client_max)
-    help_data = load_help(kept, config.help_holdout_share, limits, pipeline,
+    help_data = load_help(kept, help_store.holdout(config.help_holdout_share), limits, pipeline,
                           cache=help_cache, processes=HELP_PROCESSES)
     help_done = time.perf_counter()
     parent, production_model = _production(registry, pipeline)
@@ -240,10 +241,10 @@ def gate(candidate: float, production: float | None, tolerance: float) -> tuple[
     return False, f"candidate {candidate:.4f} < production {production:.4f} - {tolerance:g}"
 
 
-def load_help(entries: list[HelpEntry], holdout_share: float, limits: ImageLimits,
+def load_help(entries: list[HelpEntry], holdout: Holdout, limits: ImageLimits,
               pipeline: FeaturePipeline, cache: HelpFeatureCache | None = None,
               processes: int = 1) -> HelpData:
-    """Help images as features, split for ever by their hash into train and held-back.
+    """Help images as features, split for ever by ``holdout`` (their keyed hash) into train and held-back.
 
     Images whose SHA-256 is in ``cache`` are not decoded again (a stored help
     image never changes); the others are featurised, in ``processes``
@@ -276,7 +277,7 @@ def load_help(entries: list[HelpEntry], holdout_share: float, limits: ImageLimit
         row = by_sha.get(entry.sha256)
         if row is None:
             continue
-        held_out = is_holdout(entry.sha256, holdout_share)
+        held_out = holdout(entry.sha256)
         X, y = rows[held_out]
         X.append(row)
         y.append(entry.label)

@@ -35,7 +35,6 @@ WORKERS_KEY = PREFIX + ":workers"     # sorted set: worker name -> last heartbea
 WORKER_KEY = PREFIX + ":worker:{}"    # hash: pid, role, model_version, metrics_port
 BOOTSTRAP_LOCK = PREFIX + ":lock:bootstrap-model"
 RATE_KEY = PREFIX + ":rate:{}:{}:{}"  # int (TTL): requests of kind, client hash, window number
-RATE_SALT_KEY = PREFIX + ":rate:salt"  # string: salt of the client-address hashes in RATE_KEY
 SOCKET_SECRET_KEY = PREFIX + ":socket:key"  # string: HMAC key of the per-socket secrets (web.socket_secrets)
 MODEL_EVENTS_CHANNEL = f"{PREFIX}:events:model"
 SHADOW_KEY = PREFIX + ":shadow"                # hash: model version -> share of drawings it scores in shadow

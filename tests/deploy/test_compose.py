@@ -122,3 +122,28 @@ def test_the_offline_override_uses_only_the_stand_in_images_the_script_builds():
             repo, tag = base.split(":")
             assert repo.startswith("swagdigits-offline/"), base
             assert f'"$PREFIX/{repo.split("/", 1)[1]}:{tag}"' in script.replace("$SUITE", "bookworm"), base
+
+
+def test_the_processes_that_hash_clients_or_split_help_data_share_one_secrets_volume():
+    """shared/server_secrets.py: every web replica and the retrain worker must derive the same
+    keys, for as long as the help data lives: one named volume at DATA_DIR/secrets, the default
+    SWAGDIGITS_SECRETS_DIR (unless the operator gives SWAGDIGITS_SECRET_KEY)."""
+    compose = load()
+    services = compose["services"]
+    assert "server-secrets" in compose["volumes"]
+    for name in ("web", "retrain-worker"):
+        assert "server-secrets:/data/secrets" in services[name]["volumes"], name
+        assert services[name]["environment"]["SWAGDIGITS_DATA_DIR"] == "/data"
+    assert "server-secrets:/data/secrets" not in services["predict-worker"]["volumes"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "/data/secrets" in dockerfile and "chmod 700 /data/secrets" in dockerfile
+
+
+def test_the_web_tier_gets_the_operators_host_list_and_nginx_passes_the_clients_host():
+    """web/host_check.py: compose binds 0.0.0.0, so any host is answered unless the operator sets
+    SWAGDIGITS_ALLOWED_HOSTS (passed through); nginx forwards the browser's Host, so the listed
+    public names match, and the health checks name IP addresses, which always pass."""
+    web = load()["services"]["web"]
+    assert web["environment"]["SWAGDIGITS_ALLOWED_HOSTS"] == "${SWAGDIGITS_ALLOWED_HOSTS:-}"
+    assert "proxy_set_header Host $http_host;" in (ROOT / "deploy/nginx.conf").read_text()
+    assert "http://127.0.0.1:5000/healthz" in " ".join(web["healthcheck"]["test"])

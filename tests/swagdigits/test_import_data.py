@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from shared.help_store import HelpStore
+from shared.server_secrets import ServerSecrets
 from shared.images.upload import ImageLimits
 from swagdigits.import_data import import_into
 from testkit.drawings import digit_png
@@ -36,7 +37,7 @@ def _folder(root):
 
 
 def test_a_labelled_folder_is_stored_once_per_image_and_bad_files_are_reported(tmp_path, redis_conn):
-    store = HelpStore(tmp_path / "help", redis_conn)
+    store = HelpStore(tmp_path / "help", redis_conn, secrets=ServerSecrets(tmp_path / "secrets"))
     report = import_into(store, _folder(tmp_path / "in"), LIMITS, progress=False)
     assert (report.stored, report.duplicates) == (4, 1)
     assert sorted(name for name, _ in report.rejected) == ["3/broken.png", "3/notes.txt", "x/unlabelled.png"]
@@ -52,7 +53,7 @@ def test_an_npz_of_images_and_labels_is_imported(tmp_path, redis_conn):
     images[1, 6:10, 8:20] = 255
 
     np.savez(tmp_path / "digits.npz", images=images, labels=np.array([1, 7, 11]))
-    store = HelpStore(tmp_path / "help", redis_conn)
+    store = HelpStore(tmp_path / "help", redis_conn, secrets=ServerSecrets(tmp_path / "secrets"))
     report = import_into(store, tmp_path / "digits.npz", LIMITS, progress=False)
     assert report.stored == 2 and [n for n, _ in report.rejected] == ["digits.npz[2]"]
     assert sorted(e.label for e in store.entries()) == [1, 7]

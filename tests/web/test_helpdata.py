@@ -182,7 +182,7 @@ def test_one_address_may_add_its_daily_quota_then_gets_a_429_naming_when(app, fa
     from web.rate_limit import DAY_S, HELP_QUOTA, RateLimiter
 
     s = app.extensions["swagdigits"]
-    s.help_quota = RateLimiter(fake_conn, DAY_S, {HELP_QUOTA: 3})
+    s.help_quota = RateLimiter(fake_conn, DAY_S, {HELP_QUOTA: 3}, s.rate_limiter.secrets)
     client = app.test_client()
     def send(d, addr="192.0.2.1"):
         return client.post("/helpdata", json={"image": _data_url(digit_png(d)), "label": d},

@@ -8,6 +8,7 @@ from redis.retry import Retry
 from shared.messaging import retrain_trigger
 
 from shared.help_store import HelpStore
+from shared.server_secrets import ServerSecrets
 from shared.messaging import heartbeat
 from shared.messaging import protocol as p
 from shared.messaging.predict_queue import PredictQueue
@@ -33,7 +34,7 @@ def test_queue_state_is_read_from_redis_when_scraped(redis_conn, tmp_path):
     redis_conn.set(p.HELP_TOTAL_KEY, 20)
     redis_conn.set(p.HELP_TRAINED_KEY, 3)
     time.sleep(0.05)
-    got = collected(QueueStateCollector(redis_conn, heartbeat_s=5, help_store=HelpStore(tmp_path, redis_conn)))
+    got = collected(QueueStateCollector(redis_conn, heartbeat_s=5, help_store=HelpStore(tmp_path, redis_conn, secrets=ServerSecrets(tmp_path / "secrets"))))
     assert got[("swagdigits_redis_up", ())] == 1
     assert got[("swagdigits_queue_depth", (("queue", "predict"),))] == 3
     assert got[("swagdigits_queue_depth", (("queue", "batch"),))] == 0

@@ -21,7 +21,7 @@ def limits(config):
 
 @pytest.fixture
 def store(config, redis_conn):
-    help_store = HelpStore(config.help_dir, redis_conn)
+    help_store = HelpStore.from_config(config, redis_conn)
     for brush in (12, 20):
         for d in range(10):
             help_store.add(digit_png(d, brush=brush), d)
@@ -49,43 +49,43 @@ def _same(a, b):
 
 
 def test_cached_help_images_are_not_decoded_again(store, limits, tmp_path, decodes):
-    uncached = retrain_job.load_help(store.entries(), SHARE, limits, INK)
+    uncached = retrain_job.load_help(store.entries(), store.holdout(SHARE), limits, INK)
     assert len(decodes) == 20
-    first = retrain_job.load_help(store.entries(), SHARE, limits, INK, cache=HelpFeatureCache(tmp_path).load())
+    first = retrain_job.load_help(store.entries(), store.holdout(SHARE), limits, INK, cache=HelpFeatureCache(tmp_path).load())
     assert len(decodes) == 40
     _same(first, uncached)
 
     cache = HelpFeatureCache(tmp_path).load()            # as the next retraining would
-    second = retrain_job.load_help(store.entries(), SHARE, limits, INK, cache=cache)
+    second = retrain_job.load_help(store.entries(), store.holdout(SHARE), limits, INK, cache=cache)
     assert len(decodes) == 40 and cache.hits == 20, "every image came from the cache"
     _same(second, uncached)
 
     store.add(digit_png(3, brush=28), 3)
     cache = HelpFeatureCache(tmp_path).load()
-    third = retrain_job.load_help(store.entries(), SHARE, limits, INK, cache=cache)
+    third = retrain_job.load_help(store.entries(), store.holdout(SHARE), limits, INK, cache=cache)
     assert len(decodes) == 41 and cache.hits == 20, "only the new image was decoded"
     assert len(third.train.y) + len(third.holdout.y) == 21
 
 
 def test_a_corrupt_help_cache_is_ignored_and_rebuilt(store, limits, tmp_path, decodes):
-    expected = retrain_job.load_help(store.entries(), SHARE, limits, INK, cache=HelpFeatureCache(tmp_path).load())
+    expected = retrain_job.load_help(store.entries(), store.holdout(SHARE), limits, INK, cache=HelpFeatureCache(tmp_path).load())
     [path] = tmp_path.glob("help-*.npz")
     path.write_bytes(b"PK\x03\x04 garbage")
     cache = HelpFeatureCache(tmp_path).load()
     assert cache.rows == {}
-    rebuilt = retrain_job.load_help(store.entries(), SHARE, limits, INK, cache=cache)
+    rebuilt = retrain_job.load_help(store.entries(), store.holdout(SHARE), limits, INK, cache=cache)
     _same(rebuilt, expected)
     assert len(decodes) == 40, "decoded again after the corrupt file"
     cache = HelpFeatureCache(tmp_path).load()
-    retrain_job.load_help(store.entries(), SHARE, limits, INK, cache=cache)
+    retrain_job.load_help(store.entries(), store.holdout(SHARE), limits, INK, cache=cache)
     assert cache.hits == 20 and len(decodes) == 40, "the rebuilt file is used"
 
 
 def test_a_changed_decoding_fingerprint_recomputes(store, limits, tmp_path, decodes, monkeypatch):
-    retrain_job.load_help(store.entries(), SHARE, limits, INK, cache=HelpFeatureCache(tmp_path).load())
+    retrain_job.load_help(store.entries(), store.holdout(SHARE), limits, INK, cache=HelpFeatureCache(tmp_path).load())
     monkeypatch.setattr(feature_cache, "library_versions", lambda: {"pillow": "another"})
     cache = HelpFeatureCache(tmp_path).load()
-    retrain_job.load_help(store.entries(), SHARE, limits, INK, cache=cache)
+    retrain_job.load_help(store.entries(), store.holdout(SHARE), limits, INK, cache=cache)
     assert cache.hits == 0 and len(decodes) == 40
     assert len(list(tmp_path.glob("help-*.npz"))) == 1, "the stale file was replaced"
 
@@ -95,7 +95,7 @@ def test_rows_of_the_wrong_width_are_not_used(store, limits, tmp_path, decodes):
     feature_cache.save_arrays(tmp_path, "help", HelpFeatureCache(tmp_path).print, {
         "sha256": np.asarray([e.sha256 for e in entries]), "X": np.zeros((len(entries), 3), np.float32)})
     cache = HelpFeatureCache(tmp_path).load()
-    data = retrain_job.load_help(entries, SHARE, limits, INK, cache=cache)
+    data = retrain_job.load_help(entries, store.holdout(SHARE), limits, INK, cache=cache)
     assert cache.hits == 0 and len(decodes) == 20
     assert data.train.X.shape[1] == INK.size
 

@@ -73,11 +73,11 @@ def test_held_back_help_images_are_never_trained_on(config, help_store):
     from shared.images.upload import ImageLimits
 
     limits = ImageLimits.from_config(config)
-    data = retrain_job.load_help(help_store.entries(), 0.5, limits, INK)
+    data = retrain_job.load_help(help_store.entries(), help_store.holdout(0.5), limits, INK)
     assert len(data.train.y) + len(data.holdout.y) == 40 and len(data.holdout.y) > 5
     train_rows = {r.tobytes() for r in data.train.X}
     assert not any(r.tobytes() in train_rows for r in data.holdout.X)
-    again = retrain_job.load_help(help_store.entries(), 0.5, limits, INK)
+    again = retrain_job.load_help(help_store.entries(), help_store.holdout(0.5), limits, INK)
     assert np.array_equal(again.holdout.X, data.holdout.X), "the split must never change"
 
 

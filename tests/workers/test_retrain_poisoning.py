@@ -36,7 +36,7 @@ def _read_as(model, pngs, limits) -> np.ndarray:
 
 def test_100_pen_stroke_sevens_labelled_1_from_one_address_do_not_teach_7_is_1(config, redis_conn):
     limits = ImageLimits.from_config(config)
-    store = HelpStore(config.help_dir, redis_conn)
+    store = HelpStore.from_config(config, redis_conn)
     for png in pen_sevens(100, seed=1):
         assert store.add(normalised_png(png, limits), 1, client=ATTACKER).created
     registry = ModelRegistry(config.model_dir)
@@ -98,7 +98,7 @@ def test_confident_contradictions_need_several_addresses():
 
 
 def test_the_help_store_records_the_client_hash_and_trust_the_rules_need(config, redis_conn):
-    store = HelpStore(config.help_dir, redis_conn)
+    store = HelpStore.from_config(config, redis_conn)
     store.add(digit_png(1), 1, client=ATTACKER)
     store.add(digit_png(2), 2, client="swagdigits import", trusted=True)
     by_label = {e.label: e for e in store.entries()}
