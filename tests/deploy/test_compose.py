@@ -1,5 +1,6 @@
 """docker-compose.yaml: valid for docker-compose, and shaped so the stack scales and survives restarts."""
 import os
+import re
 import subprocess
 
 import yaml
@@ -7,16 +8,35 @@ import yaml
 from tests.deploy.conftest import ROOT, tool
 
 APP_SERVICES = ("web", "predict-worker", "retrain-worker")
+PASSWORD_VARIABLE = "SWAGDIGITS_REDIS_PASSWORD"
+# what compose reads: required, with a message naming the variable and where to put it
+PASSWORD = r"\$\{SWAGDIGITS_REDIS_PASSWORD:\?[^}$]*\.env[^}$]*\}"
+TEST_PASSWORD = "0123abcd" * 4
 
 
 def load():
     return yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
 
 
+def compose_env(**variables: str) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if k != PASSWORD_VARIABLE}, **variables}
+
+
 def test_docker_compose_accepts_the_file():
     res = subprocess.run([tool("docker-compose"), "-f", str(ROOT / "docker-compose.yaml"), "config", "-q"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+                         capture_output=True, text=True, cwd=ROOT, timeout=60,
+                         env=compose_env(**{PASSWORD_VARIABLE: TEST_PASSWORD}))
     assert res.returncode == 0, res.stderr
+
+
+def test_without_a_redis_password_compose_refuses_to_start_and_says_what_to_set(tmp_path):
+    empty = tmp_path / "empty.env"      # not the checkout's .env, which may hold one
+    empty.write_text("")
+    for unset in (compose_env(), compose_env(**{PASSWORD_VARIABLE: ""})):
+        res = subprocess.run([tool("docker-compose"), "--env-file", str(empty), "-f", str(ROOT / "docker-compose.yaml"),
+                              "config", "-q"], capture_output=True, text=True, cwd=ROOT, timeout=60, env=unset)
+        assert res.returncode != 0
+        assert f"set {PASSWORD_VARIABLE} in .env" in res.stderr, res.stderr
 
 
 def test_every_part_of_the_service_is_there_with_health_checks_and_restarts():
@@ -43,7 +63,6 @@ def test_app_services_wait_for_a_healthy_redis_and_keep_data_in_named_volumes():
     services = compose["services"]
     for name in APP_SERVICES:
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
-        assert services[name]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
     named = set(compose["volumes"])
     mounts = {m.split(":")[0]: m.split(":")[1] for s in services.values() for m in s.get("volumes", [])}
     assert {"models", "help-data", "redis-data", "prometheus-data", "grafana-data"} <= named
@@ -52,6 +71,46 @@ def test_app_services_wait_for_a_healthy_redis_and_keep_data_in_named_volumes():
     command = services["redis"]["command"]   # capped, and full means refusing writes, never evicting
     assert command[command.index("--maxmemory") + 1] == "512mb"
     assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+
+
+def test_redis_requires_the_password_and_every_client_and_the_health_check_give_it():
+    """The Redis clients the app opens from REDIS_URL (its own, RQ's, Socket.IO's message queue)
+    all authenticate with a password in it: tests/deploy/test_k8s.py::
+    test_the_service_talks_to_a_redis_that_requires_a_password, against a real redis-server."""
+    raw = load()["services"]
+    redis_url = rf"redis://:{PASSWORD}@redis:6379/0"
+    for name in APP_SERVICES:
+        assert re.fullmatch(redis_url, raw[name]["environment"]["REDIS_URL"]), name
+    assert raw["redis"]["command"][-2] == "--requirepass" and re.fullmatch(PASSWORD, raw["redis"]["command"][-1])
+    assert re.fullmatch(PASSWORD, raw["redis"]["environment"]["REDISCLI_AUTH"])
+
+    services = resolved("docker-compose.yaml")["services"]
+    urls = {name: env["REDIS_URL"] for name, s in services.items() for env in [s.get("environment") or {}]
+            if "REDIS_URL" in env}
+    assert urls == {name: f"redis://:{TEST_PASSWORD}@redis:6379/0" for name in APP_SERVICES}
+    redis = services["redis"]
+    assert redis["command"][-2:] == ["--requirepass", TEST_PASSWORD]
+    # redis-cli reads REDISCLI_AUTH; it exits 0 on "NOAUTH ...", so the check wants PONG itself
+    assert redis["environment"]["REDISCLI_AUTH"] == TEST_PASSWORD
+    assert redis["healthcheck"]["test"] == ["CMD-SHELL", "redis-cli ping | grep -q PONG"]
+    # nothing else carries it (Prometheus scrapes the apps, Grafana asks Prometheus)
+    for name, service in services.items():
+        if name not in (*APP_SERVICES, "redis"):
+            assert TEST_PASSWORD not in yaml.safe_dump(service), name
+    # the password stays out of git and out of the image's build context
+    assert "/.env" in (ROOT / ".gitignore").read_text().split()
+    assert ".env" in (ROOT / ".dockerignore").read_text().split()
+
+
+def test_only_what_only_reads_is_mounted_read_only():
+    """The retrain worker reads help images and writes nothing there; web stores help images and
+    records promotions in models/; predict workers may train and publish the first model.
+    deploy/k8s mounts the same (tests/deploy/test_k8s.py compares the readOnly flags)."""
+    services = load()["services"]
+    mounts = {name: {m.split(":")[0]: m.split(":")[2:] for m in services[name]["volumes"]} for name in APP_SERVICES}
+    assert mounts == {"web": {"models": [], "help-data": []},
+                      "predict-worker": {"models": []},
+                      "retrain-worker": {"models": [], "help-data": ["ro"]}}
 
 
 def test_the_config_files_the_services_mount_exist():
@@ -82,6 +141,7 @@ IMAGE_VARIABLES = ("PYTHON_IMAGE", "NODE_IMAGE", "SWAGDIGITS_IMAGE", "REDIS_IMAG
 def resolved(*files: str) -> dict:
     """The compose configuration docker-compose itself resolves, with none of its variables set."""
     env = {k: v for k, v in os.environ.items() if k not in IMAGE_VARIABLES}
+    env[PASSWORD_VARIABLE] = TEST_PASSWORD   # required: compose stops without it
     args = [a for f in files for a in ("-f", str(ROOT / f))]
     res = subprocess.run([tool("docker-compose"), *args, "config"], capture_output=True, text=True, cwd=ROOT,
                          env=env, timeout=60)

@@ -4,7 +4,8 @@ Runs `docker-compose -f docker-compose.yaml -f deploy/offline.yaml` (stand-in im
 Debian packages, built by deploy/offline-images.sh: no image registry is reachable here)
 under a project name of its own, and checks what README promises of it, in order: ready
 through the proxy's published port, which listens on 127.0.0.1 only; predictions answered;
-Prometheus finds the 3 predict workers through Docker's DNS; a worker killed under steady
+Redis refuses a client without the password (SWAGDIGITS_REDIS_PASSWORD, which every app
+container has in its REDIS_URL) and the retrain worker cannot write the help data; Prometheus finds the 3 predict workers through Docker's DNS; a worker killed under steady
 load loses no prediction; a Redis killed and started again keeps the help counts and a
 queued retraining (append-only file); that retraining promotes a model all 3 workers then
 serve; Socket.IO clients, long-polling ones too, spread by the proxy over both web replicas
@@ -138,6 +139,7 @@ def stack(request):
            # empty: Docker picks a free port on 127.0.0.1
            "SWAGDIGITS_WEB_PORT": "", "PROMETHEUS_PORT": "", "GRAFANA_PORT": "",
            "SWAGDIGITS_ADMIN_TOKEN": TOKEN,
+           "SWAGDIGITS_REDIS_PASSWORD": secrets.token_hex(16),
            "SWAGDIGITS_MODEL_FAMILY": "linear",
            # the load test alone sends more than the 600 a minute one address may
            "SWAGDIGITS_RATE_LIMIT_PREDICT": "0"}
@@ -210,6 +212,23 @@ def test_predictions_are_answered(stack):
     assert all(abs(sum(b["probabilities"]) - 1) < 1e-3 for b in bodies)
     right = sum(b["digit"] == digit for digit, b in enumerate(bodies))
     assert right >= 7, [b["digit"] for b in bodies]
+
+
+def test_redis_refuses_clients_without_the_password_and_the_retrain_worker_cannot_write_help_data(stack):
+    """The app got this far through REDIS_URL's password; without it, Redis answers NOAUTH."""
+    wait_until_ready(stack)
+    [redis_container] = stack.containers("redis")
+    # redis-cli beside the server, its REDISCLI_AUTH (the health check's) taken away
+    assert "NOAUTH" in docker("exec", redis_container, "env", "-u", "REDISCLI_AUTH", "redis-cli", "ping")
+    # any other container of the project: here the web's redis-py, with no password
+    web = stack.containers("web")[0]
+    code = ("import redis\ntry:\n    redis.Redis(host='redis', socket_timeout=5).ping()\n"
+            "except redis.AuthenticationError as exc:\n    print('refused:', exc)\nelse:\n    print('answered')")
+    assert docker("exec", web, "python", "-c", code).startswith("refused:")
+    [retrain_worker] = stack.containers("retrain-worker")
+    code = ("import errno\ntry:\n    open('/data/help_data/probe', 'w')\n"
+            "except OSError as exc:\n    print(errno.errorcode[exc.errno])\nelse:\n    print('written')")
+    assert docker("exec", retrain_worker, "python", "-c", code).strip() == "EROFS"
 
 
 def test_prometheus_finds_every_predict_worker_through_dns(stack):

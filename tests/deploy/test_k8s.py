@@ -196,14 +196,17 @@ def test_deployments_run_the_compose_image_command_and_volumes(objects):
         # the same named volumes at the same paths
         volumes = {v["name"]: v["persistentVolumeClaim"]["claimName"]
                    for v in deployment["spec"]["template"]["spec"]["volumes"]}
-        mounts = {(volumes[m["name"]], m["mountPath"]) for m in c["volumeMounts"]}
-        assert mounts == {tuple(v.split(":")[:2]) for v in service["volumes"]}, name
+        # ...read-only where compose's are (`:ro`)
+        mounts = {(volumes[m["name"]], m["mountPath"], m.get("readOnly", False)) for m in c["volumeMounts"]}
+        assert mounts == {(*v.split(":")[:2], v.split(":")[2:] == ["ro"]) for v in service["volumes"]}, name
         assert set(volumes.values()) <= claims
-        # every variable both set has the value compose gives it (REDIS_URL: but for the password)
+        # every variable both set has the value compose gives it (REDIS_URL: each takes the
+        # password from its own source, the Secret here, compose's SWAGDIGITS_REDIS_PASSWORD there)
         env = app_env(objects, deployment)
         for var, value in service["environment"].items():
             if var == "REDIS_URL":
-                assert re.sub(r"//:\$\(REDIS_PASSWORD\)@", "//", env[var]) == value, name
+                assert env[var].replace("$(REDIS_PASSWORD)", "PASSWORD") == \
+                    re.sub(r"\$\{SWAGDIGITS_REDIS_PASSWORD:\?[^}]*\}", "PASSWORD", value), name
             elif var in env and env[var] is not None:
                 assert env[var] == compose_default(value), f"{name}: {var}"
         # ...and nothing compose sets is forgotten (the operator token matters to the web tier only)
@@ -215,7 +218,11 @@ def test_redis_runs_compose_settings_with_a_password_and_a_volume_of_its_own(obj
     statefulset = find(objects, "StatefulSet", "redis")
     c = container(statefulset)
     command = compose()["services"]["redis"]["command"]
-    assert c["args"] == command + ["--requirepass", "$(REDIS_PASSWORD)"]
+    # the same flags, the password from the Secret here and from SWAGDIGITS_REDIS_PASSWORD there
+    assert c["args"][:-1] == command[:-1] and c["args"][-2] == "--requirepass"
+    assert c["args"][-1] == "$(REDIS_PASSWORD)" and command[-1].startswith("${SWAGDIGITS_REDIS_PASSWORD:?")
+    # both health checks' redis-cli authenticate through REDISCLI_AUTH
+    assert "REDISCLI_AUTH" in {v["name"] for v in c["env"]} & set(compose()["services"]["redis"]["environment"])
     assert c["args"][c["args"].index("--maxmemory") + 1] == Config.from_env({}).redis_maxmemory
     image, tag = c["image"].split(":")
     assert image == "redis" and int(tag.split(".")[0]) >= 7, "KEDA's lagCount needs Redis 7+"
@@ -462,8 +469,9 @@ def test_the_readme_states_the_numbers_the_manifests_use(objects):
 
 
 def test_the_service_talks_to_a_redis_that_requires_a_password(tmp_path):
-    """deploy/k8s gives Redis a password and every pod a REDIS_URL carrying it (compose has none):
-    the clients the service opens from that URL (its own, RQ's, Socket.IO's) must all use it."""
+    """deploy/k8s and docker-compose.yaml give Redis a password and every app container a REDIS_URL
+    carrying it: the clients the service opens from that URL (its own, RQ's, Socket.IO's) must all
+    use it (tests/deploy/test_compose.py checks compose's URLs; test_compose_stack.py runs them)."""
     import socket
     import subprocess
     import time
