@@ -104,13 +104,14 @@ def test_redis_requires_the_password_and_every_client_and_the_health_check_give_
 
 def test_only_what_only_reads_is_mounted_read_only():
     """The retrain worker reads help images and writes nothing there; web stores help images and
-    records promotions in models/; predict workers may train and publish the first model.
+    records promotions in models/; predict workers may train and publish the first model; the
+    server secret is made by whichever of web and the retrain worker needs it first.
     deploy/k8s mounts the same (tests/deploy/test_k8s.py compares the readOnly flags)."""
     services = load()["services"]
     mounts = {name: {m.split(":")[0]: m.split(":")[2:] for m in services[name]["volumes"]} for name in APP_SERVICES}
-    assert mounts == {"web": {"models": [], "help-data": []},
+    assert mounts == {"web": {"models": [], "help-data": [], "server-secrets": []},
                       "predict-worker": {"models": []},
-                      "retrain-worker": {"models": [], "help-data": ["ro"]}}
+                      "retrain-worker": {"models": [], "help-data": ["ro"], "server-secrets": []}}
 
 
 def test_the_config_files_the_services_mount_exist():

@@ -314,10 +314,13 @@ def test_only_the_retrain_worker_reads_a_volume_it_cannot_write(objects):
         for mount in container(find(objects, "Deployment", name))["volumeMounts"]:
             readonly[name, mount["mountPath"]] = mount.get("readOnly", False)
     # web writes both; predict workers train the first model when there is none; the retrain
-    # worker publishes models but only reads help images
+    # worker publishes models but only reads help images; the server secret is made by whichever
+    # of web and the retrain worker needs it first
     assert readonly == {("web", "/data/models"): False, ("web", "/data/help_data"): False,
+                        ("web", "/data/secrets"): False,
                         ("predict-worker", "/data/models"): False,
-                        ("retrain-worker", "/data/models"): False, ("retrain-worker", "/data/help_data"): True}
+                        ("retrain-worker", "/data/models"): False, ("retrain-worker", "/data/help_data"): True,
+                        ("retrain-worker", "/data/secrets"): False}
     for claim in find(objects, "PersistentVolumeClaim"):
         assert claim["spec"]["accessModes"] == ["ReadWriteMany"], claim["metadata"]["name"]
     retrain = find(objects, "Deployment", "retrain-worker")
