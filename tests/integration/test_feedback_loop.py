@@ -86,7 +86,9 @@ def test_help_data_retrains_and_the_new_version_goes_live_in_every_worker(stack,
         assert job_ids == [answers[9]["retrain_job_id"]], "exactly one retrain, at the 10th image"
 
         new = wait_for(lambda: registry.production_id() != old and registry.production_id(),
-                       "a promoted candidate", stack.procs, timeout=120)
+                       # the retrain worker's warm-up (fixed training features, ~50 s of CPU) and
+                       # the retraining itself: a bound, not a timing
+                       "a promoted candidate", stack.procs, timeout=400)
         wait_for(_all_serve(url, new), "both workers on the new model", stack.procs)
         swapped_at = time.time()
         time.sleep(1.0)

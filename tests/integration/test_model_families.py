@@ -20,7 +20,8 @@ def test_a_worker_configured_for_another_family_trains_and_serves_it(stack, tmp_
     stack.env = {**stack.env, "SWAGDIGITS_MODEL_DIR": str(empty_store)}
     stack.start("worker", "predict", env={"SWAGDIGITS_MODEL_FAMILY": "linear"})
     url = stack.start_web()
-    [version] = stack.wait_ready(url)["model_versions"]
+    # The worker trains the first model (the fixed training rows alone take ~50 s of CPU): its own bound.
+    [version] = stack.wait_ready(url, timeout=400)["model_versions"]
     assert ModelRegistry(empty_store).info(version)["extra"]["family"] == "linear"
     answers = [_predict(url, d) for d in range(10)]
     assert all(a["model_version"] == version for a in answers)
