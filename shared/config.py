@@ -169,6 +169,10 @@ SETTINGS: dict[str, Setting] = {
                                 "Most images one POST /api/batches may hold (413 above)."),
     "batch_max_bytes": Setting("SWAGDIGITS_BATCH_MAX_BYTES", str(256 * 1024 * 1024), int,
                                "Largest batch request body, in bytes (413 above)."),
+    "batch_bodies": Setting("SWAGDIGITS_BATCH_BODIES", "2", int,
+                            "Batch bodies (up to SWAGDIGITS_BATCH_MAX_BYTES each) one web process "
+                            "reads at once; one more gets 503 + Retry-After, so a few large "
+                            "batches cannot take the web tier's memory."),
     "batch_chunk_size": Setting("SWAGDIGITS_BATCH_CHUNK_SIZE", "32", int,
                                 "Images a worker predicts in one call when working through a batch."),
     "batch_ttl": Setting("SWAGDIGITS_BATCH_TTL", "86400", int,
@@ -280,6 +284,7 @@ class Config:
     help_weight: float
     batch_max_images: int
     batch_max_bytes: int
+    batch_bodies: int
     batch_chunk_size: int
     batch_ttl: int
     infer_timeout: float
@@ -321,7 +326,7 @@ class Config:
     def check(self) -> None:
         for name in ("port", "web_threads", "result_ttl", "queue_limit", "max_batch",
                      "max_upload_bytes", "max_image_pixels", "max_image_side", "worker_heartbeat",
-                     "batch_max_images", "batch_max_bytes", "batch_chunk_size", "batch_ttl",
+                     "batch_max_images", "batch_max_bytes", "batch_bodies", "batch_chunk_size", "batch_ttl",
                      "rate_limit_window", "drift_window"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{SETTINGS[name].env} must be positive")

@@ -5,7 +5,7 @@ import csv
 import io
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, g, jsonify, request, url_for
 from flask_socketio import join_room, leave_room
 
 from shared.messaging import protocol as p
@@ -41,10 +41,24 @@ def submit():
 
 
 def allow_batch_body() -> None:
-    """Let this request's body be as large as a batch may be (``SWAGDIGITS_BATCH_MAX_BYTES``)."""
+    """Let this request's body be as large as a batch may be (``SWAGDIGITS_BATCH_MAX_BYTES``),
+    if fewer than ``SWAGDIGITS_BATCH_BODIES`` such bodies are being read by this process: a
+    body and its parsed images take a few times its size in memory, so a handful of maximal
+    batches at once would otherwise take the web tier down (503 + Retry-After instead)."""
     s = services()
+    if not s.batch_bodies.acquire(blocking=False):
+        raise ApiError("this server is receiving other batches right now; send again in a second", 503,
+                       {"Retry-After": "1"})
+    g.batch_body_slot = s.batch_bodies
     request.max_content_length = s.config.batch_max_bytes
     request.max_form_parts = s.config.batch_max_images + 10
+
+
+@bp.teardown_app_request
+def _release_batch_body(_exc=None) -> None:
+    slot = g.pop("batch_body_slot", None)
+    if slot is not None:
+        slot.release()
 
 
 def admit(images: int) -> None:

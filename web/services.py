@@ -12,6 +12,8 @@ in by the modules that own them while the app is built.
 """
 from __future__ import annotations
 
+import threading
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -52,6 +54,7 @@ class Services:
     rate_limiter: RateLimiter
     socket_secrets: SocketSecrets
     help_quota: RateLimiter                            # help images per address per day
+    batch_bodies: threading.BoundedSemaphore           # batch bodies this process may read at once
     deadlines: "ReplyDeadlines | None" = None          # set by web.sockets.init_app
     socket_caps: "SocketCaps | None" = None            # set by web.sockets.init_app
     metrics_registry: "CollectorRegistry | None" = None  # set by web.metrics.init_app
@@ -79,7 +82,8 @@ class Services:
                                             {PREDICT: config.rate_limit_predict,
                                              HELP: config.rate_limit_help}, secrets),
                    socket_secrets=SocketSecrets(conn),
-                   help_quota=RateLimiter(conn, DAY_S, {HELP_QUOTA: config.help_client_quota}, secrets))
+                   help_quota=RateLimiter(conn, DAY_S, {HELP_QUOTA: config.help_client_quota}, secrets),
+                   batch_bodies=threading.BoundedSemaphore(config.batch_bodies))
 
 
 def services() -> Services:

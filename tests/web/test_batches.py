@@ -93,3 +93,23 @@ def test_unknown_batches_are_404(client):
 def test_a_json_batch_item_that_is_not_a_string_is_a_malformed_request(client, batches):
     res = client.post("/api/batches", json={"images": [b64(digit_png(1)), {}]})
     assert res.status_code == 400 and res.json["status"] == 400
+
+
+def test_past_the_batch_bodies_one_process_reads_at_once_a_batch_gets_503_and_retry_after(app, client):
+    from testkit.drawings import digit_png
+    import base64
+
+    images = [base64.b64encode(digit_png(d)).decode() for d in range(3)]
+    slots = app.extensions["swagdigits"].batch_bodies
+    held = [slots.acquire(blocking=False) for _ in range(app.extensions["swagdigits"].config.batch_bodies)]
+    assert all(held)                                   # other requests are reading their bodies
+    try:
+        res = client.post("/api/batches", json={"images": images})
+        assert res.status_code == 503 and res.headers["Retry-After"] == "1" and res.json["error"]
+    finally:
+        for _ in held:
+            slots.release()
+    assert client.post("/api/batches", json={"images": images}).status_code == 202
+    # every request gave its slot back, refused or not
+    assert client.post("/api/batches", json={"images": []}).status_code == 400
+    assert all(slots.acquire(blocking=False) for _ in held)
