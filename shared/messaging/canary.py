@@ -65,7 +65,7 @@ def stop(conn: redis.Redis, reason: str = "stopped") -> Canary | None:
 
 
 def active(conn: redis.Redis) -> Canary | None:
-    raw = {_text(k): _text(v) for k, v in conn.hgetall(p.CANARY_KEY).items()}
+    raw = {k.decode(): v.decode() for k, v in conn.hgetall(p.CANARY_KEY).items()}
     if not raw.get("version"):
         return None
     return Canary(raw["version"], float(raw["share"]), raw.get("production") or None, float(raw["since"]))
@@ -95,7 +95,7 @@ def count_correction(conn: redis.Redis, canary: Canary, answered_by: str) -> boo
 
 
 def stats(conn: redis.Redis, version: str) -> dict:
-    raw = {_text(k): int(v) for k, v in conn.hgetall(p.CANARY_STATS_KEY.format(version)).items()}
+    raw = {k.decode(): int(v) for k, v in conn.hgetall(p.CANARY_STATS_KEY.format(version)).items()}
     out = {f: raw.get(f, 0) for f in ("canary_answers", "canary_corrections",
                                       "production_answers", "production_corrections")}
     out["canary_correction_rate"] = _ratio(out["canary_corrections"], out["canary_answers"])
@@ -122,7 +122,3 @@ def _announce(conn: redis.Redis, version: str, action: str) -> None:
 
 def _ratio(a: int, b: int) -> float | None:
     return round(a / b, 5) if b else None
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -46,7 +46,7 @@ def stop(conn: redis.Redis, version: str) -> bool:
 
 def active(conn: redis.Redis) -> dict[str, float]:
     """Shadow versions and the share of drawings each scores."""
-    return {_text(k): float(v) for k, v in conn.hgetall(p.SHADOW_KEY).items()}
+    return {k.decode(): float(v) for k, v in conn.hgetall(p.SHADOW_KEY).items()}
 
 
 def record(conn: redis.Redis, version: str, answers: list[ShadowAnswer], ttl: int) -> None:
@@ -73,7 +73,7 @@ def record_correction(conn: redis.Redis, job_id: str, label: int, production_dig
         return 0
     pipe = conn.pipeline(transaction=False)
     for version, digit in scored.items():
-        key = p.SHADOW_STATS_KEY.format(_text(version))
+        key = p.SHADOW_STATS_KEY.format(version.decode())
         pipe.hincrby(key, "corrected", 1)
         pipe.hincrby(key, "production_right", int(production_digit == label))
         pipe.hincrby(key, "shadow_right", int(int(digit) == label))
@@ -84,7 +84,7 @@ def record_correction(conn: redis.Redis, job_id: str, label: int, production_dig
 
 def stats(conn: redis.Redis, version: str) -> dict:
     """What ``version`` did in shadow: drawings seen, agreement, mean confidences, accuracy on labelled ones."""
-    raw = {_text(k): float(v) for k, v in conn.hgetall(p.SHADOW_STATS_KEY.format(version)).items()}
+    raw = {k.decode(): float(v) for k, v in conn.hgetall(p.SHADOW_STATS_KEY.format(version)).items()}
     seen, corrected = raw.get("seen", 0.0), raw.get("corrected", 0.0)
     return {
         "seen": int(seen),
@@ -103,7 +103,3 @@ def _announce(conn: redis.Redis, version: str, action: str) -> None:
 
 def _ratio(a: float, b: float) -> float | None:
     return round(a / b, 5) if b else None
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
