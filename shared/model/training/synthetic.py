@@ -262,10 +262,10 @@ def _seven_serif(rng):
 
 def _seven_crossbar(rng):
     strokes = _seven(rng)
-    y = _u(rng, 0.45, 0.6)
+    y = _u(rng, 0.45, 0.7)
     stem = strokes[0]
     x = float(np.interp(y, stem[-4:, 1], stem[-4:, 0]))
-    return strokes + [_line((x - _u(rng, 0.15, 0.3), y), (x + _u(rng, 0.15, 0.3), y))]
+    return strokes + [_line((x - _u(rng, 0.15, 0.45), y), (x + _u(rng, 0.15, 0.3), y))]
 
 
 def _seven_curved(rng):
@@ -357,17 +357,63 @@ def _nine_small_loop(rng):
                                 (end[0] - _u(rng, 0.05, 0.2), 0.92), (_u(rng, 0.0, 0.25), _u(rng, 0.8, 1.0))))]
 
 
+def _one_long_flag(rng):
+    """A "1" whose lead-in is long and shallow, rising from far left to the stem's top
+    (the continental 1); the stem steep, often a little slanted."""
+    x = _u(rng, 0.6, 0.9)
+    length, rise = _u(rng, 0.35, 0.75), _u(rng, 0.15, 0.6)
+    angle = np.arctan(rise)
+    fx, fy = x - length * np.cos(angle), length * np.sin(angle)
+    return [_line((fx, fy), (x, 0.0), (x - _u(rng, 0.0, 0.2), 1.0))]
+
+
+def _five_traced(rng):
+    """The two-stroke 5 as a tablet records it: stem and bowl, the pen's travel back up
+    to the stem's top, then the bar (a loop that is not a 6's: a corner at the top left)."""
+    return [np.concatenate(_five_two_strokes(rng))]
+
+
+def _eight_crossed(rng):
+    """Down the diagonal first, round the bottom loop, up to the top right and across the
+    top, the top loop closed or left open (an X with its ends joined)."""
+    split = _u(rng, 0.4, 0.55)
+    pts = [(_u(rng, 0.5, 0.75), _u(rng, 0.0, 0.15)), (_u(rng, 0.4, 0.55), split),
+           (_u(rng, 0.1, 0.3), _u(rng, 0.75, 0.9)), (_u(rng, 0.4, 0.6), 1.0),
+           (_u(rng, 0.75, 0.95), _u(rng, 0.75, 0.9)), (_u(rng, 0.45, 0.6), split),
+           (_u(rng, 0.7, 0.95), _u(rng, 0.0, 0.12)), (_u(rng, 0.1, 0.35), _u(rng, 0.0, 0.1))]
+    if rng.random() < 0.5:
+        pts.append((_u(rng, 0.3, 0.45), _u(rng, 0.2, 0.35)))
+    return [_spline(*pts, n=4) if rng.random() < 0.5 else _line(*pts)]
+
+
+def _nine_flat(rng):
+    """A quickly written 9: the loop squashed flat (or a small one), the tail sweeping
+    down and curving to the bottom left."""
+    cx = _u(rng, 0.45, 0.7)
+    r, ry = _u(rng, 0.12, 0.35), _u(rng, 0.03, 0.12)
+    start = np.pi / 2 + _u(rng, -0.3, 0.3)
+    loop = _arc(cx, ry, r, ry, start, start - 2 * np.pi - _u(rng, 0.0, 0.4))
+    end = loop[-1]
+    if rng.random() < 0.5:   # tail bulging to the right, like the bottom of a 3
+        tail = _spline(tuple(end), (_u(rng, 0.75, 1.0), _u(rng, 0.4, 0.6)),
+                       (_u(rng, 0.5, 0.7), _u(rng, 0.88, 1.0)), (_u(rng, 0.0, 0.2), _u(rng, 0.8, 1.0)))
+    else:                    # a long diagonal, a little curved
+        tail = _spline(tuple(end), (end[0] - _u(rng, 0.1, 0.3), _u(rng, 0.5, 0.6)),
+                       (_u(rng, 0.0, 0.2), _u(rng, 0.9, 1.0)))
+    return [_join(loop, tail)]
+
+
 TEMPLATES: dict[int, list[Template]] = {
     0: [_zero_oval, _zero_tilted],
-    1: [_one_bar, _one_flag, _one_flag, _one_hook, _one_serif, _one_base],
+    1: [_one_bar, _one_flag, _one_flag, _one_long_flag, _one_hook, _one_serif, _one_base],
     2: [_two_plain, _two_loop, _two_curly],
     3: [_three_round, _three_flat],
     4: [_four_open, _four_closed, _four_one_stroke],
-    5: [_five_two_strokes, _five_one_stroke],
+    5: [_five_two_strokes, _five_one_stroke, _five_traced],
     6: [_six, _six_curved, _six_small_loop, _six_upright],
     7: [_seven, _seven_short_bar, _seven_serif, _seven_crossbar, _seven_crossbar, _seven_curved, _seven_arc],
-    8: [_eight_loops, _eight_one_stroke],
-    9: [_nine_straight, _nine_curved, _nine_two_strokes, _nine_small_loop],
+    8: [_eight_loops, _eight_one_stroke, _eight_crossed],
+    9: [_nine_straight, _nine_curved, _nine_two_strokes, _nine_small_loop, _nine_flat],
 }
 
 

@@ -54,12 +54,15 @@ def test_samples_vary_in_brush_and_shape():
 
 def test_a_model_that_never_saw_them_reads_every_synthetic_digit(samples):
     """The shapes are real digits: a model trained only on the shipped scans
-    recognises them (1s with long flags are new to it, hence the lower floor)."""
+    recognises most of them. Some styles are new to it, hence the floors: 1s
+    with long flags, the tablet's pen-traced 5s, 8s begun down the diagonal
+    and 9s with a squashed loop (about 0.5, 0.8, 0.5 and 0.3 of each read
+    right; the whole set 0.835, 0.86 before those templates)."""
     train, _ = training.shipped_digits()
     model = SVC(C=10.0, gamma="scale").fit(train.X, train.y)
     X, y = samples
     predicted = model.predict(X)
-    assert np.mean(predicted == y) > 0.85
+    assert np.mean(predicted == y) > 0.8
     recall = [np.mean(predicted[y == d] == d) for d in range(10)]
     assert min(recall) >= 0.45, np.round(recall, 2)
 
