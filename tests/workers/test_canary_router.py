@@ -6,16 +6,7 @@ import pytest
 from shared.messaging import canary
 from shared.messaging import protocol as p
 from shared.messaging.predict_queue import PredictQueue
-from shared.model.store import ModelRegistry
 from testkit.drawings import digit_png
-from workers.predict_worker import PredictWorker
-
-
-@pytest.fixture
-def worker(config, redis_conn):
-    w = PredictWorker(config, redis_conn, ModelRegistry(config.model_dir), None, name="w-canary")
-    w.lifecycle.load_at_start()
-    return w
 
 
 @pytest.fixture

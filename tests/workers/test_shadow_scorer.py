@@ -5,17 +5,8 @@ from shared.messaging import shadows
 from shared.messaging.predict_queue import PredictQueue
 from shared.model import families
 from shared.model.base import Trained
-from shared.model.store import ModelRegistry
 from shared.model.training import fitting as training
 from testkit.drawings import digit_png
-from workers.predict_worker import PredictWorker
-
-
-@pytest.fixture
-def worker(config, redis_conn):
-    w = PredictWorker(config, redis_conn, ModelRegistry(config.model_dir), None, name="w-shadow")
-    w.lifecycle.load_at_start()
-    return w
 
 
 @pytest.fixture
