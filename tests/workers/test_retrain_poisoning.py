@@ -49,7 +49,10 @@ def test_100_pen_stroke_sevens_labelled_1_from_one_address_do_not_teach_7_is_1(c
     assert read_as_one <= 0.02, (result, read_as_one)
     meta = registry.info(result["model_id"])["extra"]
     held_out = meta["n_help_holdout"]
-    assert meta["n_help_uncorroborated"] == 100 - held_out and meta["n_help_images"] == 0
+    # Left out: every 7 production reads as a confident 7. A few it reads unsure may be trained on
+    # (an unsure answer takes corrections: 0-3 of these 100 with today's model), too few to matter.
+    assert meta["n_help_uncorroborated"] + meta["n_help_images"] == 100 - held_out
+    assert meta["n_help_images"] <= 5, meta
 
 
 def _entry(i: int, client: str | None, label: int = 1, trusted: bool = False) -> HelpEntry:
