@@ -19,6 +19,16 @@ from flask import Blueprint, jsonify
 bp = Blueprint("openapi", __name__)
 
 
+_MODEL_ID_PATH = {"name": "model_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
+
+
+def _share_body(example: float) -> dict:
+    """The optional ``{"share": ...}`` body of the shadow and canary routes."""
+    return {"required": False, "content": {"application/json": {
+        "schema": {"type": "object", "properties": {"share": {"type": "number", "exclusiveMinimum": 0, "maximum": 1}}},
+        "example": {"share": example}}}}
+
+
 def _error(description: str, retry_after: bool = False) -> dict:
     response = {"description": description,
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -242,8 +252,7 @@ SPEC: dict = {
                                                 "403": _E403, "404": _E404_OFF, "503": _E503}}},
         "/api/models/{model_id}/promote": {"post": {
             "operationId": "promoteModel", "summary": "make a version production (operator)", "security": _ADMIN,
-            "parameters": [{"name": "model_id", "in": "path", "required": True,
-                            "schema": {"type": "string", "maxLength": 64}}],
+            "parameters": [_MODEL_ID_PATH],
             "responses": {"200": _object("promoted"), "401": _E401, "403": _E403,
                           "404": _error("no such model, or operator routes are off (the service runs "
                                         "without SWAGDIGITS_ADMIN_TOKEN)"),
@@ -252,12 +261,8 @@ SPEC: dict = {
             "operationId": "startCanary", "security": _ADMIN,
             "summary": "answer a share of live drawings with a version; rolled back by itself when users "
                        "correct it more than production (operator)",
-            "parameters": [{"name": "model_id", "in": "path", "required": True,
-                            "schema": {"type": "string", "maxLength": 64}}],
-            "requestBody": {"required": False, "content": {"application/json": {"schema": {
-                "type": "object", "properties": {"share": {"type": "number", "exclusiveMinimum": 0,
-                                                           "maximum": 1}}},
-                "example": {"share": 0.1}}}},
+            "parameters": [_MODEL_ID_PATH],
+            "requestBody": _share_body(0.1),
             "responses": {"201": _object("canary running"), "400": _E400, "401": _E401, "403": _E403,
                           "404": _error("no such model, or operator routes are off"),
                           "409": _error("that version is production"), "503": _E503}}},
@@ -270,20 +275,15 @@ SPEC: dict = {
             "post": {
                 "operationId": "startShadow", "security": _ADMIN,
                 "summary": "score a share of live drawings with a version too, after production answered (operator)",
-                "parameters": [{"name": "model_id", "in": "path", "required": True,
-                                "schema": {"type": "string", "maxLength": 64}}],
-                "requestBody": {"required": False, "content": {"application/json": {"schema": {
-                    "type": "object", "properties": {"share": {"type": "number", "exclusiveMinimum": 0,
-                                                               "maximum": 1}}},
-                    "example": {"share": 0.2}}}},
+                "parameters": [_MODEL_ID_PATH],
+                "requestBody": _share_body(0.2),
                 "responses": {"201": _object("in shadow"), "400": _E400, "401": _E401, "403": _E403,
                               "404": _error("no such model, or operator routes are off"),
                               "409": _error("that version is production"), "503": _E503}},
             "delete": {
                 "operationId": "stopShadow", "security": _ADMIN,
                 "summary": "stop a shadow and return its tallies (operator)",
-                "parameters": [{"name": "model_id", "in": "path", "required": True,
-                                "schema": {"type": "string", "maxLength": 64}}],
+                "parameters": [_MODEL_ID_PATH],
                 "responses": {"200": _object("stopped, with its tallies"), "401": _E401, "403": _E403,
                               "404": _error("not in shadow, or operator routes are off"), "503": _E503}}},
         "/api/models/rollback": {"post": {
