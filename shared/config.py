@@ -224,6 +224,11 @@ SETTINGS: dict[str, Setting] = {
     "shadow_max_cpu": Setting("SWAGDIGITS_SHADOW_MAX_CPU", "0.5", float,
                               "A predict worker skips shadow scoring while the shadow models' CPU "
                               "time exceeds this many times production's (0: never shadow)."),
+    "shadow_gate_drawings": Setting("SWAGDIGITS_SHADOW_GATE_DRAWINGS", "0", int,
+                                    "A retrained candidate that passed the gate is first run in shadow "
+                                    "until it has scored this many live drawings, and promoted only if it "
+                                    "read no fewer of the ones users labelled right than production "
+                                    "(0: no shadow trial)."),
     "canary_share": Setting("SWAGDIGITS_CANARY_SHARE", "0", float,
                             "Share of live drawings a retrained candidate that passed the gate answers "
                             "as a canary instead of being promoted at once (0: promote at once)."),
@@ -298,6 +303,7 @@ class Config:
     unsure_below: float
     drift_window: int
     shadow_max_cpu: float
+    shadow_gate_drawings: int
     canary_share: float
     canary_min_answers: int
     canary_margin: float
@@ -376,6 +382,11 @@ class Config:
             raise ConfigError(f"{SETTINGS['canary_margin'].env} must be in [0, 1)")
         if self.shadow_max_cpu < 0:
             raise ConfigError(f"{SETTINGS['shadow_max_cpu'].env} must be 0 or more")
+        if self.shadow_gate_drawings < 0:
+            raise ConfigError(f"{SETTINGS['shadow_gate_drawings'].env} must be 0 or more")
+        if self.shadow_gate_drawings > 0 and self.shadow_max_cpu == 0:
+            raise ConfigError(f"{SETTINGS['shadow_gate_drawings'].env} needs shadow scoring, which "
+                              f"{SETTINGS['shadow_max_cpu'].env}=0 turns off: a trial would never end")
         for name in self.allowed_hosts.split(","):
             if not _is_host_name(name.strip()):
                 raise ConfigError(f"{SETTINGS['allowed_hosts'].env} lists host names without a port "

@@ -49,7 +49,8 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 RETRAIN_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 RETRAIN_QUEUE_LABEL = "retrain"
-RETRAIN_OUTCOMES = ("promoted", "canary", "rejected", "failed")
+RETRAIN_OUTCOMES = ("promoted", "canary", "shadow", "rejected", "failed")
+SHADOW_TRIAL_OUTCOMES = ("promoted", "canary", "rejected", "abandoned")
 FAILURE_REASONS = ("bad_image", "worker_died")
 DIGITS = tuple(str(d) for d in range(10))
 
@@ -115,6 +116,7 @@ class PredictMetrics:
     drift_window: Gauge
     shadow_predictions: Counter
     shadow_agreements: Counter
+    shadow_trials: Counter
     _drift = None       # the worker's DriftWindow once watch_drift attaches it (not a field)
 
     @classmethod
@@ -159,11 +161,15 @@ class PredictMetrics:
                                        "production answered, by shadow version.", ["version"], registry=registry),
             shadow_agreements=Counter(_name("shadow_agreements_total"), "Shadow scorings that read the same "
                                       "digit as production, by shadow version.", ["version"], registry=registry),
+            shadow_trials=Counter(_name("shadow_trials_total"), "Shadow trials this worker decided "
+                                  "(SWAGDIGITS_SHADOW_GATE_DRAWINGS), by outcome.", ["outcome"], registry=registry),
         )
         # Label lookups cost more than the increments: keep the ten digit children at hand.
         m._by_digit = [m.predictions.labels(digit) for digit in DIGITS]
         for reason in FAILURE_REASONS:
             m.failed.labels(reason)
+        for outcome in SHADOW_TRIAL_OUTCOMES:
+            m.shadow_trials.labels(outcome)
         return m
 
     def observe_batch(self, claimed_at: float, compute_s: float, done_at: float,
@@ -213,6 +219,9 @@ class PredictMetrics:
     def observe_shadow(self, version: str, scored: int, agreed: int) -> None:
         self.shadow_predictions.labels(version).inc(scored)
         self.shadow_agreements.labels(version).inc(agreed)
+
+    def observe_shadow_trial(self, outcome: str) -> None:
+        self.shadow_trials.labels(outcome).inc()
 
     def watch_drift(self, window: DriftWindow) -> None:
         """Compute the drift gauges from ``window`` whenever Prometheus scrapes (nothing per answer)."""

@@ -14,13 +14,14 @@ previous model keeps serving.
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 
 from flask import Blueprint, jsonify, request
 
 from shared.messaging import retrain_trigger
 from shared.messaging import model_events
 from shared.messaging import heartbeat
-from shared.messaging import canary, shadows
+from shared.messaging import canary, shadow_trials, shadows
 from shared.model.store import ModelRegistry, ModelStoreError
 from web.auth import admin_required, is_operator
 from web.errors import ApiError
@@ -66,7 +67,9 @@ def list_models():
         if not operator:
             entry["metadata"] = {k: v for k, v in entry["metadata"].items() if k not in _OPERATOR_METADATA}
         models.append(entry)
-    shadow = {version: {"share": share, **shadows.stats(s.conn, version)}
+    trials = shadow_trials.pending(s.conn)
+    shadow = {version: {"share": share, **shadows.stats(s.conn, version),
+                        "trial": asdict(trials[version]) if version in trials else None}
               for version, share in shadows.active(s.conn).items()}
     running = canary.active(s.conn)
     body = {"production": production, "serving": serving, "models": models, "shadow": shadow,

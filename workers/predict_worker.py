@@ -36,6 +36,7 @@ from shared.model.store import ModelRegistry
 from workers.model_holder import ModelHolder
 from workers.model_lifecycle import ModelLifecycle
 from workers.canary_router import CanaryRouter
+from workers.shadow_gate import ShadowGate
 from workers.shadow_scorer import ShadowScorer
 
 log = logging.getLogger("swagdigits.predict_worker")
@@ -60,7 +61,9 @@ class PredictWorker:
         self.holder = ModelHolder()
         self.metrics = metrics.predict()
         self.metrics.watch_drift(DriftWindow(config.drift_window, config.unsure_below))
-        self.shadow = ShadowScorer(registry, conn, self.metrics, config.shadow_max_cpu, config.result_ttl)
+        self.shadow_gate = ShadowGate(registry, conn, config, self.metrics, pusher)
+        self.shadow = ShadowScorer(registry, conn, self.metrics, config.shadow_max_cpu, config.result_ttl,
+                                   on_scored=self.shadow_gate.scored)
         self.canary = CanaryRouter(registry, conn)
         self.lifecycle = ModelLifecycle(registry, conn, self.holder, self.metrics, self.name,
                                         family=config.model_family, on_swap=self._beat,

@@ -62,7 +62,7 @@ from shared.config import Config
 from shared.help_store import HelpEntry, HelpStore, Holdout
 from shared.images.ink import decode_ink
 from shared.images.upload import ImageLimits, ImageRejected
-from shared.messaging import canary, model_events, retrain_trigger
+from shared.messaging import canary, model_events, retrain_trigger, shadow_trials
 from shared.model import families
 from shared.model.features import FeaturePipeline
 from shared.model.store import ModelRegistry, ModelStoreError
@@ -190,6 +190,9 @@ def _retrain(config, conn, registry, help_store, reason, pusher) -> dict:
     if not passed:
         registry.reject(model_id)
         verdict = "rejected"
+    elif config.shadow_gate_drawings > 0 and parent is not None:   # live drawings first, in shadow
+        shadow_trials.start(conn, model_id, config.shadow_gate_drawings, parent)
+        verdict = "shadow"
     elif config.canary_share > 0 and parent is not None:   # live traffic has the last word
         canary.start(conn, model_id, config.canary_share, production=parent)
         verdict = "canary"

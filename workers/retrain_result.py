@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-OUTCOMES = ("promoted", "canary", "rejected")
+OUTCOMES = ("promoted", "canary", "shadow", "rejected")
 
 
 @dataclass(frozen=True)
 class RetrainResult:
     model_id: str
-    outcome: str                        # "promoted" | "canary" | "rejected"
+    outcome: str                        # one of OUTCOMES
     reason: str
     parent: str | None
     candidate_accuracy: float

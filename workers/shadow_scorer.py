@@ -23,6 +23,7 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import redis
@@ -49,13 +50,14 @@ class _Group:
 
 class ShadowScorer:
     def __init__(self, registry: ModelRegistry, conn: redis.Redis, metrics, max_cpu: float, ttl: int,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, on_scored: Callable[[str, int], object] | None = None):
         self.registry = registry
         self.conn = conn
         self.metrics = metrics
         self.max_cpu = max_cpu
         self.ttl = ttl
         self.rng = rng or random.Random()
+        self.on_scored = on_scored   # (version, drawings it has seen in all): a shadow trial may end
         self.models: dict[str, tuple[Model, float]] = {}   # version -> (model, share)
         self.production_seconds = 0.0
         self.shadow_seconds = 0.0
@@ -126,9 +128,11 @@ class ShadowScorer:
                 digit = int(np.argmax(row))
                 results.append(ShadowAnswer(job_ids[i], answers[i].digit, answers[i].probabilities[answers[i].digit],
                                             digit, float(row[digit])))
-            shadows.record(self.conn, version, results, self.ttl)
+            seen = shadows.record(self.conn, version, results, self.ttl)
             self.metrics.observe_shadow(version, len(results), sum(r.shadow_digit == r.production_digit
                                                                    for r in results))
             scored += len(results)
+            if self.on_scored is not None:
+                self.on_scored(version, seen)
         self.shadow_seconds += time.perf_counter() - started
         return scored

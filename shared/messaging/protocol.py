@@ -40,6 +40,7 @@ MODEL_EVENTS_CHANNEL = f"{PREFIX}:events:model"
 SHADOW_KEY = PREFIX + ":shadow"                # hash: model version -> share of drawings it scores in shadow
 SHADOW_STATS_KEY = PREFIX + ":shadow:{}:stats"  # hash: seen, agree, confidence sums, corrected, *_right
 SHADOW_ANSWERS_KEY = PREFIX + ":shadow:job:{}"  # hash (TTL): shadow version -> digit it read for a job
+SHADOW_TRIALS_KEY = PREFIX + ":shadow:trials"   # hash: version -> JSON trial a promotion waits on
 CANARY_KEY = PREFIX + ":canary"                # hash: version, share, production, since (one canary at a time)
 CANARY_STATS_KEY = PREFIX + ":canary:{}:stats"  # hash: {canary,production}_{answers,corrections}
 # Redis pub/sub channel Flask-SocketIO's message queue and shared.messaging.push agree on.

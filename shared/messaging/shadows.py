@@ -37,8 +37,15 @@ def start(conn: redis.Redis, version: str, share: float) -> None:
 
 
 def stop(conn: redis.Redis, version: str) -> bool:
-    """Stop scoring with ``version`` (its tallies stay); False if it was not in shadow."""
-    removed = bool(conn.hdel(p.SHADOW_KEY, version))
+    """Stop scoring with ``version`` (its tallies stay); False if it was not in shadow.
+
+    A shadow trial of ``version`` (``shadow_trials``) ends undecided with it:
+    the version stays a candidate.
+    """
+    pipe = conn.pipeline()
+    pipe.hdel(p.SHADOW_KEY, version)
+    pipe.hdel(p.SHADOW_TRIALS_KEY, version)
+    removed = bool(pipe.execute()[0])
     if removed:
         _announce(conn, version, "stop")
     return removed
@@ -49,10 +56,13 @@ def active(conn: redis.Redis) -> dict[str, float]:
     return {k.decode(): float(v) for k, v in conn.hgetall(p.SHADOW_KEY).items()}
 
 
-def record(conn: redis.Redis, version: str, answers: list[ShadowAnswer], ttl: int) -> None:
-    """Add one group's shadow answers to ``version``'s tallies and keep each per job for corrections."""
+def record(conn: redis.Redis, version: str, answers: list[ShadowAnswer], ttl: int) -> int:
+    """Add one group's shadow answers to ``version``'s tallies and keep each per job for corrections.
+
+    Returns the drawings ``version`` has now seen in all (0 when none were given).
+    """
     if not answers:
-        return
+        return 0
     key = p.SHADOW_STATS_KEY.format(version)
     pipe = conn.pipeline(transaction=False)
     pipe.hincrby(key, "seen", len(answers))
@@ -63,7 +73,7 @@ def record(conn: redis.Redis, version: str, answers: list[ShadowAnswer], ttl: in
         answers_key = p.SHADOW_ANSWERS_KEY.format(a.job_id)
         pipe.hset(answers_key, version, a.shadow_digit)
         pipe.expire(answers_key, ttl)
-    pipe.execute()
+    return int(pipe.execute()[0])
 
 
 def record_correction(conn: redis.Redis, job_id: str, label: int, production_digit: int) -> int:

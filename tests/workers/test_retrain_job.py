@@ -230,3 +230,17 @@ def test_with_a_canary_share_a_good_candidate_answers_that_share_instead_of_goin
     assert registry.production_id() == parent
     running = canary.active(redis_conn)
     assert (running.version, running.share, running.production) == (result["model_id"], 0.2, parent)
+
+
+def test_with_a_shadow_gate_a_good_candidate_waits_in_shadow_for_live_drawings(config, redis_conn, help_store):
+    from shared.messaging import shadow_trials, shadows
+
+    registry = ModelRegistry(config.model_dir)
+    parent = registry.production_id()
+    result = retrain_job.retrain(replace(config, shadow_gate_drawings=300, canary_share=0.2), redis_conn,
+                                 registry, help_store, reason="test")
+    assert result["outcome"] == "shadow", result           # the trial comes first; a canary may follow it
+    assert registry.production_id() == parent
+    trial = shadow_trials.get(redis_conn, result["model_id"])
+    assert (trial.drawings, trial.parent) == (300, parent)
+    assert shadows.active(redis_conn) == {result["model_id"]: 1.0}
