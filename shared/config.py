@@ -167,7 +167,7 @@ SETTINGS: dict[str, Setting] = {
                             "prediction."),
     "batch_max_images": Setting("SWAGDIGITS_BATCH_MAX_IMAGES", "10000", int,
                                 "Most images one POST /api/batches may hold (413 above)."),
-    "batch_max_bytes": Setting("SWAGDIGITS_BATCH_MAX_BYTES", str(256 * 1024 * 1024), int,
+    "batch_max_bytes": Setting("SWAGDIGITS_BATCH_MAX_BYTES", str(48 * 1024 * 1024), int,
                                "Largest batch request body, in bytes (413 above)."),
     "batch_bodies": Setting("SWAGDIGITS_BATCH_BODIES", "2", int,
                             "Batch bodies (up to SWAGDIGITS_BATCH_MAX_BYTES each) one web process "

@@ -16,7 +16,7 @@ from web.errors import ApiError
 from web.security import check_rate
 from web.services import services
 from web.sockets import socketio
-from web.uploads import json_body
+from web.uploads import large_json_body
 
 bp = Blueprint("batches", __name__, url_prefix="/api/batches")
 
@@ -27,9 +27,10 @@ CSV_COLUMNS = ["index", "digit", *[f"p{d}" for d in range(10)], "model_version",
 def submit():
     s = services()
     allow_batch_body()
-    raw = _raw_items()
-    admit(len(raw))
-    items = [validated(item) for item in raw]
+    items = _raw_items()
+    admit(len(items))
+    for i, item in enumerate(items):   # in place: each text is freed as its bytes arrive
+        items[i] = validated(item)
     batch_id, expires_at = s.batches.submit(items)
     status_url = url_for("batches.status", batch_id=batch_id)
     response = jsonify({"batch_id": batch_id, "size": len(items), "status_url": status_url,
@@ -132,7 +133,7 @@ def _charge(images: int) -> None:
 def _raw_items() -> list:
     """Images as sent, in order: base64 strings from JSON, or bytes from file parts."""
     if request.mimetype == "application/json":
-        images = json_body(request).get("images")
+        images = large_json_body(request).pop("images", None)
         if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
             raise ApiError("JSON body needs an 'images' list of data URLs or base64 strings", 400)
         return images

@@ -23,7 +23,8 @@ from testkit.drawings import digit_png
 class FakeService:
     """POST /api/batches answers ``submit``; GET of the status URL answers each of ``statuses`` in turn."""
 
-    def __init__(self, submit: tuple[int, dict], statuses: list[dict]):
+    def __init__(self, submit: tuple[int, dict] | list[tuple], statuses: list[dict]):
+        """``submit``: one answer for every POST, or a list answered in turn (with headers as a third item)."""
         self.submit, self.statuses, self.posted = submit, list(statuses), []
         service = self
 
@@ -31,9 +32,11 @@ class FakeService:
             def log_message(self, *args):
                 pass
 
-            def _send(self, status, body):
+            def _send(self, status, body, headers=None):
                 data = json.dumps(body).encode()
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -41,7 +44,7 @@ class FakeService:
 
             def do_POST(self):
                 service.posted.append(self.rfile.read(int(self.headers["Content-Length"])))
-                self._send(*service.submit)
+                self._send(*(service.submit.pop(0) if isinstance(service.submit, list) else service.submit))
 
             def do_GET(self):
                 body = service.statuses.pop(0) if len(service.statuses) > 1 else service.statuses[0]
@@ -76,8 +79,9 @@ def folder(tmp_path):
     return scans
 
 
-def run(paths, url, out, timeout=30.0) -> int:
-    args = argparse.Namespace(paths=[str(p) for p in paths], url=url, out=out, timeout=timeout)
+def run(paths, url, out, timeout=30.0, request_mb=batch_client.REQUEST_MB) -> int:
+    args = argparse.Namespace(paths=[str(p) for p in paths], url=url, out=out, timeout=timeout,
+                              request_mb=request_mb)
     return batch_client.run(args, Config.from_env({}))
 
 
@@ -132,3 +136,26 @@ def test_exit_1_when_the_service_cannot_be_reached_or_there_is_nothing_to_send(f
     empty.mkdir()
     assert run([empty], "http://127.0.0.1:1", None) == 1
     assert run([tmp_path / "missing"], "http://127.0.0.1:1", None) == 1
+
+
+def test_a_folder_larger_than_one_request_goes_in_several_batches_and_one_csv(service, folder, tmp_path):
+    one = (202, {"batch_id": "c" * 32, "size": 1, "invalid": 0, "status_url": "/api/batches/" + "c" * 32})
+    busy = (503, {"error": "this server is receiving other batches right now"}, {"Retry-After": "0"})
+    svc = service([one, busy, one], [{"state": "finished", "done": 1, "total": 1, "results": [_result(0, 3)]},
+                                     {"state": "finished", "done": 1, "total": 1, "results": [_result(0, 8)]}])
+    out = tmp_path / "out.csv"
+    assert run([folder], svc.url, out, request_mb=0.0001) == 0        # one image per request
+    assert len(svc.posted) == 3                                       # the second sent again after its 503
+    assert b"a.png" in svc.posted[0] and b"b.png" in svc.posted[1] and b"b.png" in svc.posted[2]
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["index"], r["file"].endswith(n), r["digit"]) for r, n in zip(rows, ("a.png", "b.png"))] == [
+        ("0", True, "3"), ("1", True, "8")]
+
+
+def test_files_are_grouped_under_the_request_size_in_order(tmp_path):
+    files = []
+    for i, size in enumerate([400, 400, 400, 2000, 100]):
+        files.append(tmp_path / f"{i}.png")
+        files[-1].write_bytes(b"x" * size)
+    groups = batch_client.split(files, max_bytes=1000 + 2 * batch_client.PART_OVERHEAD)
+    assert [[f.name for f in g] for g in groups] == [["0.png", "1.png"], ["2.png"], ["3.png"], ["4.png"]]
