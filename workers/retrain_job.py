@@ -7,7 +7,9 @@ Judging is fair because candidate and production are scored on the *same*
 fixed sets (``judge``):
 
 1. the guard set (``training.guard_set``): shipped digits and synthetic
-   drawings of styles the help data does not come from. A candidate that
+   drawings of styles the help data does not come from, plus the held-back
+   share of the images operators imported (``swagdigits import``: trusted,
+   no web client wrote them). A candidate that
    loses more than ``gate_max_guard_loss`` of accuracy there, or reads any one
    digit ``gate_max_class_loss`` less often, is rejected *whatever it gains*
    on the corrections: help data must teach new writers without making the
@@ -93,6 +95,12 @@ class HelpData:
     unreadable: int
     train_clients: tuple = ()   # per train row: the sender's client hash (None: not recorded)
     train_trusted: tuple = ()   # per train row: stored by an operator
+    holdout_trusted: tuple = ()  # per held-back row: stored by an operator
+
+    def trusted_holdout(self) -> training.Dataset:
+        """The held-back images operators imported: a yardstick no web client wrote."""
+        keep = np.asarray(self.holdout_trusted or [False] * len(self.holdout.y), dtype=bool)
+        return training.Dataset(self.holdout.X[keep], self.holdout.y[keep])
 
 
 @dataclass(frozen=True)
@@ -157,7 +165,9 @@ def _retrain(config, conn, registry, help_store, reason, pusher) -> dict:
                "help_cached": help_cache.hits, "fit": round(time.perf_counter() - help_done, 2)}
 
     evaluation = _concat(shipped_eval, help_data.holdout)
-    sets = EvalSets(shipped_eval, help_data.holdout, evaluation, training.guard_set(pipeline))
+    trusted_holdout = help_data.trusted_holdout()
+    sets = EvalSets(shipped_eval, help_data.holdout, evaluation,
+                    _concat(training.guard_set(pipeline), trusted_holdout))
     candidate = _scores(trained, sets)
     production = _scores(production_model, sets) if production_model is not None else None
     passed, why = judge(candidate, production, config)
@@ -178,6 +188,8 @@ def _retrain(config, conn, registry, help_store, reason, pusher) -> dict:
         "n_help_uncorroborated": selection.uncorroborated,
         "help_weight": config.help_weight,
         "n_help_holdout": int(len(help_data.holdout.y)),
+        "n_guard": int(len(sets.guard.y)),
+        "n_guard_trusted_imports": int(len(trusted_holdout.y)),
         "n_help_unreadable": help_data.unreadable,
         "n_holdout": int(len(evaluation.y)),
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -216,7 +228,7 @@ class EvalSets:
     shipped: training.Dataset       # the shipped digits' held-out part
     help_holdout: training.Dataset  # held-back help images
     evaluation: training.Dataset    # both together
-    guard: training.Dataset         # other styles: shipped held-out + guard synthetic drawings
+    guard: training.Dataset         # trusted: shipped held-out, guard synthetic drawings, held-back imports
 
 
 def judge(candidate: dict, production: dict | None, config: Config) -> tuple[bool, str]:
@@ -275,7 +287,7 @@ def load_help(entries: list[HelpEntry], holdout: Holdout, limits: ImageLimits,
         except OSError as exc:  # a cache that cannot be written only costs time
             log.warning("cannot write the help feature cache: %s", exc)
     rows = {False: ([], []), True: ([], [])}
-    clients, trusted = [], []
+    clients, trusted, holdout_trusted = [], [], []
     for entry in entries:
         row = by_sha.get(entry.sha256)
         if row is None:
@@ -284,11 +296,13 @@ def load_help(entries: list[HelpEntry], holdout: Holdout, limits: ImageLimits,
         X, y = rows[held_out]
         X.append(row)
         y.append(entry.label)
-        if not held_out:
+        if held_out:
+            holdout_trusted.append(entry.trusted)
+        else:
             clients.append(entry.client)
             trusted.append(entry.trusted)
     return HelpData(_dataset(*rows[False], pipeline.size), _dataset(*rows[True], pipeline.size),
-                    len(entries), unreadable, tuple(clients), tuple(trusted))
+                    len(entries), unreadable, tuple(clients), tuple(trusted), tuple(holdout_trusted))
 
 
 def cap_per_client(entries: list[HelpEntry], cap: int) -> tuple[list[HelpEntry], int]:

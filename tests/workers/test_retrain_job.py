@@ -244,3 +244,29 @@ def test_with_a_shadow_gate_a_good_candidate_waits_in_shadow_for_live_drawings(c
     trial = shadow_trials.get(redis_conn, result["model_id"])
     assert (trial.drawings, trial.parent) == (300, parent)
     assert shadows.active(redis_conn) == {result["model_id"]: 1.0}
+
+
+def test_held_back_operator_imports_join_the_trusted_guard_set_and_crowd_images_do_not(
+        config, redis_conn, help_store):
+    from shared.images.upload import ImageLimits
+    from testkit.drawings import digit_png
+
+    for d in range(10):    # an operator's own data, stored as `swagdigits import` stores it
+        for brush in (10, 14, 18, 22, 26):
+            help_store.add(digit_png(d, brush=brush), d, client="swagdigits import", trusted=True)
+    config = replace(config, help_holdout_share=0.5)   # both kinds surely held back, whatever the secret
+    holdout = help_store.holdout(config.help_holdout_share)
+    entries = help_store.entries()
+    held_trusted = sorted(e.label for e in entries if e.trusted and holdout(e.sha256))
+    held_crowd = [e for e in entries if not e.trusted and holdout(e.sha256)]
+    assert held_trusted and held_crowd
+
+    data = retrain_job.load_help(entries, holdout, ImageLimits.from_config(config), INK)
+    assert sorted(data.trusted_holdout().y.tolist()) == held_trusted
+    assert len(data.holdout.y) == len(held_trusted) + len(held_crowd)
+
+    registry = ModelRegistry(config.model_dir)
+    result = retrain_job.retrain(config, redis_conn, registry, help_store, reason="test")
+    metadata = registry.info(result["model_id"])["extra"]
+    assert metadata["n_guard_trusted_imports"] == len(held_trusted)
+    assert metadata["n_guard"] == len(training.guard_set(INK).y) + len(held_trusted)
