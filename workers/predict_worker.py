@@ -45,6 +45,7 @@ BLOCK_MS = 1000             # longest a claim blocks, so shutdown is noticed wit
 RECLAIM_EVERY_S = 5.0       # how often a worker looks for jobs a dead worker left behind
 MAX_DELIVERIES = 2          # a job is tried at most this often before it is reported failed
 CHUNK_SLICE = 4             # batch images preprocessed between two looks for waiting drawings
+KEEP_CLAIM_S = 1.0          # a chunk still being worked on has its claim renewed this often (s)
 
 
 class PredictWorker:
@@ -146,11 +147,15 @@ class PredictWorker:
             results = [{"error": "the worker handling this image died"} for _ in chunk.indexes]
         else:
             featurized = Featurized(model.pipeline)
+            kept_at = time.monotonic()
             for start in range(0, len(chunk.images), CHUNK_SLICE):
                 featurized.add(chunk.images[start:start + CHUNK_SLICE], self.limits)
                 waiting = self.queue.claim(self.name, self.config.max_batch, block_ms=None)
                 if waiting:
                     self.process(waiting)
+                if time.monotonic() - kept_at >= KEEP_CLAIM_S:   # slow, not dead: nobody else computes it too
+                    self.batches.keep(self.name, chunk)
+                    kept_at = time.monotonic()
             results = [{"error": o.message} if isinstance(o, ImageRejected) else
                        {"digit": o.digit, "probabilities": o.probabilities, "model_version": model.version}
                        for o in predict_featurized(model, featurized)]

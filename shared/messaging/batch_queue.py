@@ -29,7 +29,7 @@ import redis
 
 from shared.messaging import protocol as p
 from shared.messaging.ids import new_id
-from shared.messaging.streams import StreamGroup, autoclaim
+from shared.messaging.streams import StreamGroup, autoclaim, keep_claims
 
 # Distinct error messages one batch's record keeps; further items read GENERIC_ERROR.
 MAX_ERROR_MESSAGES = 32
@@ -176,6 +176,10 @@ class BatchQueue:
         if done == -1:
             return Progress(chunk.batch_id, "expired", 0, 0)
         return Progress(chunk.batch_id, p.FINISHED if done >= total else p.RUNNING, done, total)
+
+    def keep(self, consumer: str, chunk: Chunk) -> bool:
+        """Still working on ``chunk``: reset its idle time so no other worker reclaims it; False if one did."""
+        return keep_claims(self.conn, self.stream, consumer, [chunk.entry_id]) == 1
 
     def reclaim_stale(self, consumer: str, min_idle_ms: int, count: int = 1) -> list[Chunk]:
         self.group.ensure()

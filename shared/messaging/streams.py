@@ -1,6 +1,6 @@
 """Redis streams read by the predict workers' consumer group: the mechanics both queues share.
 
-Every XREADGROUP, XAUTOCLAIM and XPENDING of the service is here, and so is
+Every XREADGROUP, XAUTOCLAIM, XCLAIM and XPENDING of the service is here, and so is
 what the rest of the code may ask of a stream (its length, the age of its
 oldest entry, how many entries were ever added) so that metrics and
 deadlines never parse stream ids or spell keys themselves.
@@ -92,6 +92,36 @@ def read_group(conn: redis.Redis, consumer: str, streams: list[str], count: int,
             raise
         return None
     return {(s.decode() if isinstance(s, bytes) else s): entries for s, entries in got or []}
+
+
+# Reset the idle time of entries ``consumer`` still holds (XCLAIM ... JUSTID leaves the
+# delivery count alone); an entry another worker has taken over meanwhile is left to it.
+_KEEP_LUA = """
+local kept = 0
+for i = 3, #ARGV do
+  local mine = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #mine > 0 then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    kept = kept + 1
+  end
+end
+return kept
+"""
+
+
+def keep_claims(conn: redis.Redis, stream: str, consumer: str, entry_ids: list[str]) -> int:
+    """Tell the other workers ``consumer`` is still working on ``entry_ids``; returns how many it still held.
+
+    Why: stale entries are reclaimed by idle time (``autoclaim``), and a
+    worker busy with a long chunk looks idle; reclaimed, the chunk would be
+    computed twice.
+    """
+    if not entry_ids:
+        return 0
+    try:
+        return int(conn.register_script(_KEEP_LUA)(keys=[stream], args=[p.PREDICT_GROUP, consumer, *entry_ids]))
+    except redis.ResponseError:   # the group vanished: nothing is held
+        return 0
 
 
 def autoclaim(conn: redis.Redis, stream: str, consumer: str, min_idle_ms: int, count: int):

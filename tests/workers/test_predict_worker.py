@@ -137,6 +137,33 @@ def test_a_drawing_arriving_during_a_chunk_is_answered_before_the_chunk_ends(wor
     assert batches.progress(batch_id).state == p.FINISHED
 
 
+def test_a_chunk_the_worker_is_still_computing_is_not_taken_over_by_another(worker, redis_conn, monkeypatch):
+    """A slow worker looked dead to the stale rule, so another recomputed its work (issue 17: 40 heavy
+    drawings computed 78 times); a worker now renews its claim while it works on a chunk."""
+    import time
+
+    from shared.messaging.batch_queue import BatchQueue
+    from workers import predict_worker
+
+    monkeypatch.setattr(predict_worker, "KEEP_CLAIM_S", 0.05)
+    batches, queue = BatchQueue(redis_conn, chunk_size=32), PredictQueue(redis_conn)
+    batch_id, _ = batches.submit([digit_png(d % 10) for d in range(16)])     # 4 slices
+    chunk = batches.claim("w-test")
+    taken, original = [], worker.process
+
+    def slow_process(jobs):
+        taken.extend(batches.reclaim_stale("w-other", min_idle_ms=150))   # another worker looks for dead work
+        original(jobs)
+        time.sleep(0.2)                                                   # this one is slow, not dead
+        queue.submit(digit_png(1), limit=100)                             # and keeps getting drawings
+
+    worker.process = slow_process
+    queue.submit(digit_png(4), limit=100)
+    worker.process_chunk(chunk)
+    assert taken == []
+    assert batches.progress(batch_id).state == p.FINISHED
+
+
 def test_a_production_model_that_cannot_score_todays_features_is_replaced_at_start(
         config, redis_conn, caplog, monkeypatch):
     import dataclasses

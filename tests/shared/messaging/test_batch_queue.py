@@ -133,3 +133,16 @@ def test_waiting_for_a_batch_returns_once_it_finishes_or_at_the_deadline(batches
     assert batches.wait_finished("0" * 32, 10) is None
     batches.discard(batch_id)
     assert batches.progress(batch_id) is None and batches.results(batch_id) == []
+
+
+def test_a_worker_still_working_on_a_chunk_keeps_it_from_being_reclaimed(batches):
+    batches.submit([b"1", b"2"])
+    chunk = batches.claim("slow")
+    time.sleep(0.15)
+    assert batches.keep("slow", chunk) is True            # still at it: idle time starts again
+    assert batches.reclaim_stale("other", min_idle_ms=100) == []
+    time.sleep(0.15)                                      # silent past the stale bound: a dead worker's chunk
+    (taken,) = batches.reclaim_stale("other", min_idle_ms=100)
+    assert (taken.entry_id, taken.deliveries) == (chunk.entry_id, 2)
+    assert batches.keep("slow", chunk) is False           # taken over: not stolen back
+    assert batches.keep("other", chunk) is True           # the new owner holds it
