@@ -1,23 +1,10 @@
 """Shadow trials decided by the predict worker whose scoring completes them: real redis-server, real models."""
 import dataclasses
 
-import pytest
-
 from shared.messaging import canary, shadow_trials, shadows
 from shared.messaging.predict_queue import PredictQueue
 from shared.messaging.shadows import ShadowAnswer
-from shared.model import families
-from shared.model.base import Trained
-from shared.model.training import fitting as training
 from testkit.drawings import digit_png
-
-
-@pytest.fixture
-def candidate(worker):
-    """A second version in the store: a linear model on the same features."""
-    linear = families.get("linear")
-    train, _ = training.shipped_digits(linear.pipeline)
-    return worker.registry.publish(Trained(linear, linear.build().fit(train.X, train.y)), {"source": "test"})
 
 
 def _answer_drawings(worker, redis_conn, n):

@@ -1,20 +1,7 @@
 """Shadow models in a predict worker: real redis-server, real models, answers first."""
-import pytest
-
 from shared.messaging import shadows
 from shared.messaging.predict_queue import PredictQueue
-from shared.model import families
-from shared.model.base import Trained
-from shared.model.training import fitting as training
 from testkit.drawings import digit_png
-
-
-@pytest.fixture
-def candidate(worker):
-    """A second version in the store: a linear model on the same features."""
-    linear = families.get("linear")
-    train, _ = training.shipped_digits(linear.pipeline)
-    return worker.registry.publish(Trained(linear, linear.build().fit(train.X, train.y)), {"source": "test"})
 
 
 def _answer_drawings(worker, redis_conn, digits):
