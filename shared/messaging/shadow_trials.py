@@ -75,9 +75,8 @@ def judge(tallies: dict, trial: Trial) -> Verdict:
     seen = tallies["seen"]
     if seen < trial.drawings:
         return Verdict(False, False, f"{seen} of {trial.drawings} live drawings scored")
-    labelled = tallies["labelled"]
-    shadow_right = round((tallies["shadow_accuracy_on_labelled"] or 0.0) * labelled)
-    production_right = round((tallies["production_accuracy_on_labelled"] or 0.0) * labelled)
+    labelled, shadow_right, production_right = (tallies["labelled"], tallies["shadow_right"],
+                                                tallies["production_right"])
     summary = (f"{seen} live drawings scored, agreement {tallies['agreement']:.1%}; of {labelled} labelled, "
                f"the candidate read {shadow_right} right, production {production_right}")
     if shadow_right < production_right:

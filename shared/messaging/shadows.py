@@ -93,7 +93,8 @@ def record_correction(conn: redis.Redis, job_id: str, label: int, production_dig
 
 
 def stats(conn: redis.Redis, version: str) -> dict:
-    """What ``version`` did in shadow: drawings seen, agreement, mean confidences, accuracy on labelled ones."""
+    """What ``version`` did in shadow: drawings seen, agreement, mean confidences, right answers and
+    accuracy of both models on the drawings users labelled."""
     raw = {k.decode(): float(v) for k, v in conn.hgetall(p.SHADOW_STATS_KEY.format(version)).items()}
     seen, corrected = raw.get("seen", 0.0), raw.get("corrected", 0.0)
     return {
@@ -102,6 +103,8 @@ def stats(conn: redis.Redis, version: str) -> dict:
         "production_mean_confidence": _ratio(raw.get("production_confidence_sum", 0.0), seen),
         "shadow_mean_confidence": _ratio(raw.get("shadow_confidence_sum", 0.0), seen),
         "labelled": int(corrected),
+        "production_right": int(raw.get("production_right", 0.0)),
+        "shadow_right": int(raw.get("shadow_right", 0.0)),
         "production_accuracy_on_labelled": _ratio(raw.get("production_right", 0.0), corrected),
         "shadow_accuracy_on_labelled": _ratio(raw.get("shadow_right", 0.0), corrected),
     }

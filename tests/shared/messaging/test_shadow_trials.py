@@ -6,8 +6,7 @@ from shared.messaging.shadows import ShadowAnswer
 
 def _tallies(seen, labelled=0, production_right=0, shadow_right=0, agreement=0.9):
     return {"seen": seen, "agreement": agreement, "labelled": labelled,
-            "production_accuracy_on_labelled": production_right / labelled if labelled else None,
-            "shadow_accuracy_on_labelled": shadow_right / labelled if labelled else None}
+            "production_right": production_right, "shadow_right": shadow_right}
 
 
 TRIAL = Trial("v2", drawings=100, parent="v1", since=0.0)

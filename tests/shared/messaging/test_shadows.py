@@ -32,10 +32,12 @@ def test_tallies_add_up_across_groups_and_corrections_score_both_models(redis_co
     assert stats["shadow_mean_confidence"] == pytest.approx(0.8, abs=1e-4)
     assert stats["labelled"] == 1
     assert (stats["production_accuracy_on_labelled"], stats["shadow_accuracy_on_labelled"]) == (0.0, 1.0)
+    assert (stats["production_right"], stats["shadow_right"]) == (0, 1)
     assert 0 < redis_conn.ttl(p.SHADOW_ANSWERS_KEY.format("a" * 32)) <= 60   # kept only as long as results
 
 
 def test_a_version_never_shadowed_has_empty_tallies(redis_conn):
     assert shadows.stats(redis_conn, "nope") == {
         "seen": 0, "agreement": None, "production_mean_confidence": None, "shadow_mean_confidence": None,
-        "labelled": 0, "production_accuracy_on_labelled": None, "shadow_accuracy_on_labelled": None}
+        "labelled": 0, "production_right": 0, "shadow_right": 0,
+        "production_accuracy_on_labelled": None, "shadow_accuracy_on_labelled": None}
