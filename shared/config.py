@@ -69,6 +69,12 @@ SETTINGS: dict[str, Setting] = {
                            "worker and the CLI must share it; back it up with the help data."),
     "host": Setting("SWAGDIGITS_HOST", "127.0.0.1", str, "Address the web tier listens on."),
     "port": Setting("SWAGDIGITS_PORT", "5000", int, "Port the web tier listens on."),
+    # `swagdigits up` puts a buffering front on SWAGDIGITS_HOST:SWAGDIGITS_PORT (slow clients
+    # would otherwise hold gunicorn's threads, issue 15) and runs gunicorn behind it here.
+    "web_bind": Setting("SWAGDIGITS_WEB_BIND", "", str,
+                        "host:port gunicorn listens on when something else owns SWAGDIGITS_HOST:"
+                        "SWAGDIGITS_PORT (`swagdigits up` sets a loopback port behind its buffering "
+                        "front); empty: SWAGDIGITS_HOST:SWAGDIGITS_PORT."),
     "web_threads": Setting("SWAGDIGITS_WEB_THREADS", "64", int,
                            "Threads of the web process (each waiting request or socket holds one)."),
     # Each open Socket.IO session holds a web thread (a WebSocket for its whole life, a
@@ -258,6 +264,7 @@ class Config:
     secrets_dir: Path
     host: str
     port: int
+    web_bind: str
     web_threads: int
     sockets_per_client: int
     proxy_hops: int

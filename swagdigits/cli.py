@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--host")
     web.set_defaults(func=_web)
 
+    front = sub.add_parser("front", help="run the buffering front `up` puts before the web tier")
+    front.add_argument("--port", type=int)
+    front.add_argument("--host")
+    front.add_argument("--upstream", required=True, metavar="HOST:PORT", help="the web tier's address")
+    front.set_defaults(func=_front)
+
     worker = sub.add_parser("worker", help="run a worker")
     worker.add_argument("kind", choices=["predict", "retrain"])
     worker.set_defaults(func=_worker)
@@ -90,6 +96,14 @@ def _web(args, config: Config) -> int:
     from web.server import serve
 
     return serve(config)
+
+
+def _front(args, config: Config) -> int:
+    from swagdigits.front import serve
+
+    host, _, port = args.upstream.rpartition(":")
+    max_body = max(config.max_upload_bytes, config.batch_max_bytes)
+    return serve(config.host, config.port, (host, int(port)), max_body)
 
 
 def _worker(args, config: Config) -> int:

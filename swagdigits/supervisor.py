@@ -1,4 +1,8 @@
-"""``swagdigits up``: Redis, web, N predict workers and the retrain worker as child processes.
+"""``swagdigits up``: Redis, front, web, N predict workers and the retrain worker as child processes.
+
+The front (``swagdigits.front``) owns SWAGDIGITS_HOST:SWAGDIGITS_PORT and hands
+whole requests to the web tier on a private loopback port, as compose's nginx
+does; the web tier trusts one more proxy hop for the client's address.
 
 Each child is ``python -m swagdigits <role>`` so ``ps`` shows what it is. A
 child that dies is restarted (with a pause, so a crash loop cannot spin);
@@ -72,15 +76,21 @@ class Supervisor:
                                        maxmemory=self.config.redis_maxmemory).start()
             url = self.redis.url
         base = {**os.environ, **self.config.as_env(), SETTINGS["redis_url"].env: url}
-        # The web tier serves /metrics on its own HTTP port; workers on the free port each gets.
-        self.children.append(Child("web", ["web"], base, metrics_port=self.config.port))
+        # The web tier serves /metrics on its own HTTP port (through the front); workers on the
+        # free port each gets.
+        web_bind = f"127.0.0.1:{free_port()}"
+        self.children.append(Child("front", ["front", "--upstream", web_bind], base))
+        self.children.append(Child("web", ["web"], {
+            **base, SETTINGS["web_bind"].env: web_bind,
+            SETTINGS["proxy_hops"].env: str(self.config.proxy_hops + 1)}, metrics_port=self.config.port))
         for i in range(self.workers):
             self.children.append(self._worker("predict", i + 1, base))
         self.children.append(self._worker("retrain", 1, base))
         for child in self.children:
             child.start()
         log.info("Redis at %s", url)
-        log.info("Prometheus targets: %s", ", ".join(f"127.0.0.1:{c.metrics_port}" for c in self.children))
+        log.info("Prometheus targets: %s", ", ".join(f"127.0.0.1:{c.metrics_port}" for c in self.children
+                                                     if c.metrics_port))
 
     def _worker(self, kind: str, index: int, base: dict) -> Child:
         port = free_port()

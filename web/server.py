@@ -38,9 +38,10 @@ def serve(config: Config | None = None) -> int:
     limit_malloc_arenas()
     config = config or Config.from_env()
     app = create_app(config)
-    log.info("web tier on http://%s:%d/", config.host, config.port)
+    bind = config.web_bind or f"{config.host}:{config.port}"
+    log.info("web tier on http://%s/", bind)
     _Gunicorn(app, {
-        "bind": f"{config.host}:{config.port}",
+        "bind": bind,
         "workers": 1,
         "worker_class": "gthread",
         "threads": config.web_threads,

@@ -2,6 +2,7 @@
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 
@@ -26,7 +27,7 @@ def test_up_starts_redis_web_and_workers_then_sigterm_stops_them_all(up_env, tmp
     up = Proc(["up", "--workers", "2", "--port", str(port)], up_env, tmp_path / "up.log")
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: requests.get(url + "/readyz", timeout=2).json()["predict_workers"] == 2,
+        wait_for(lambda: requests.get(url + "/readyz", timeout=2).json().get("predict_workers") == 2,
                  "2 workers ready", [up])
         children = psutil.Process(up.popen.pid).children(recursive=True)
         roles = sorted(" ".join(c.cmdline()[c.cmdline().index("swagdigits") + 1:])
@@ -140,3 +141,60 @@ def test_sigterm_lets_a_predict_worker_finish_the_drawings_it_holds(up_env, tmp_
     finished = sum(s == p.FINISHED for s in states.values())
     assert finished >= len(entries), (finished, len(entries))
     assert "killing it" not in up.log()
+
+
+def test_clients_sending_their_headers_a_byte_at_a_time_do_not_stop_service(up_env, tmp_path, redis_url):
+    """Issue 15: 200 slow clients, three times the web tier's threads, while a normal client draws.
+
+    Straight to gunicorn, each would hold a thread and every drawing would wait for ever
+    (``python -m benchmarks.slow_clients`` measures both ways in); ``up``'s front reads
+    each request whole first, so the web tier never sees them.
+    """
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    up = Proc(["up", "--workers", "1", "--port", str(port), "--redis-url", redis_url], up_env,
+              tmp_path / "up.log")
+    slow: list[socket.socket] = []
+    try:
+        wait_for(lambda: requests.get(url + "/readyz", timeout=2).ok, "ready", [up])
+        for _ in range(200):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            slow.append(sock)
+        answers = []
+        for i in range(40):
+            for sock in slow[i * 5:(i + 1) * 5]:
+                sock.sendall(b"x")                               # still sending, a byte at a time
+            res = requests.post(url + "/api/predict", files={"file": ("d.png", digit_png(7), "image/png")},
+                                timeout=10)
+            answers.append((res.status_code, res.json().get("digit")))
+        assert answers == [(200, 7)] * 40
+        for sock in slow[:5]:                                    # and they were really held open
+            sock.sendall(b"x")
+    finally:
+        for sock in slow:
+            sock.close()
+        assert up.stop(signal.SIGTERM, timeout=30) == 0, up.log()[-3000:]
+
+
+def test_sockets_through_the_front_get_their_answers_over_websocket_and_long_polling(up_env, tmp_path,
+                                                                                      redis_url):
+    """The front relays an accepted WebSocket upgrade both ways, and long-polling as plain requests."""
+    from tests.integration.test_sockets import Browser
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    up = Proc(["up", "--workers", "1", "--port", str(port), "--redis-url", redis_url], up_env,
+              tmp_path / "up.log")
+    browsers = []
+    try:
+        wait_for(lambda: requests.get(url + "/readyz", timeout=2).ok, "ready", [up])
+        browsers = [Browser(url), Browser(url, transports=("polling",))]
+        assert [b.sio.transport() for b in browsers] == ["websocket", "polling"]
+        for browser, digit in zip(browsers, (2, 6)):
+            job = browser.predict(digit)
+            assert browser.wait_for(job)[1]["digit"] == digit
+    finally:
+        for browser in browsers:
+            browser.close()
+        assert up.stop(signal.SIGTERM, timeout=30) == 0, up.log()[-3000:]
