@@ -17,20 +17,23 @@ from swagdigits.embedded_redis import EmbeddedRedis, free_port
 
 
 class BenchStack:
-    def __init__(self, model_dir: Path | None = None, rate_limits: bool = False):
-        """``rate_limits=False``: every simulated client shares 127.0.0.1, so per-address limits are off."""
+    def __init__(self, model_dir: Path | None = None, rate_limits: bool = False, persistent_redis: bool = False):
+        """``rate_limits=False``: every simulated client shares 127.0.0.1, so per-address limits are off.
+
+        ``persistent_redis``: an append-only file, so a Redis stopped and started again keeps its data.
+        """
         self.tmp = Path(tempfile.mkdtemp(prefix="swagdigits-bench-"))
-        self.redis = EmbeddedRedis(self.tmp / "redis", persistent=False).start()
+        self.redis = EmbeddedRedis(self.tmp / "redis", persistent=persistent_redis).start()
         self.model_dir = model_dir or self.tmp / "models"
         registry = ModelRegistry(self.model_dir)
         if registry.production_id(missing_ok=True) is None:
             train_initial(registry, source="benchmark")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.config = Config.from_env({}, redis_url=self.redis.url, data_dir=self.tmp,
+                                      model_dir=self.model_dir, port=self.port, queue_limit=100_000)
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("SWAGDIGITS_")},
-                    **Config.from_env({}, redis_url=self.redis.url, data_dir=self.tmp,
-                                      model_dir=self.model_dir, port=self.port,
-                                      queue_limit=100_000).as_env(),
+                    **self.config.as_env(),
                     **({} if rate_limits else {"SWAGDIGITS_RATE_LIMIT_PREDICT": "0",
                                                "SWAGDIGITS_RATE_LIMIT_HELP": "0"}),
                     "SWAGDIGITS_WORKER_HEARTBEAT": "1", "SWAGDIGITS_LOG_LEVEL": "WARNING"}

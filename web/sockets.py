@@ -42,6 +42,7 @@ from web.errors import ApiError, redis_failure
 from web.log_limit import for_client
 from web.services import EXTENSION_KEY, services
 from web.socket_caps import SocketCaps, SocketCapsMiddleware, engine_hooks
+from web.socket_manager import RedisQueue
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def init_app(app: Flask, client_manager: python_socketio.Manager | None = None) 
     s = app.extensions[EXTENSION_KEY]
     config = s.config
     if client_manager is None:
-        client_manager = python_socketio.RedisManager(config.redis_url, channel=p.SOCKETIO_CHANNEL)
+        client_manager = RedisQueue(config.redis_url, channel=p.SOCKETIO_CHANNEL)
     # Always pass the manager: the global SocketIO object keeps options between
     # init_app calls, so an app made after another must not inherit its queue.
     # Only the page's own origin (or SWAGDIGITS_ALLOWED_ORIGINS) may connect: another

@@ -10,6 +10,7 @@ import pytest
 import socketio as python_socketio
 
 from shared.config import Config
+import web.sockets
 from web import create_app
 from web.services import Services
 
@@ -29,7 +30,7 @@ class RecordingManager(python_socketio.Manager):
 @pytest.fixture(autouse=True)
 def socket_manager(monkeypatch) -> RecordingManager:
     manager = RecordingManager()
-    monkeypatch.setattr(python_socketio, "RedisManager", lambda *args, **kwargs: manager)
+    monkeypatch.setattr(web.sockets, "RedisQueue", lambda *args, **kwargs: manager)
     return manager
 
 
