@@ -50,12 +50,17 @@ class Recorder(BaseHTTPRequestHandler):
         pass
 
 
+def serve(server_class):
+    Recorder.seen = []
+    server = server_class(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 @pytest.fixture
 def upstream():
     """A web tier stand-in with ONE thread: anything that held it would stop every other request."""
-    Recorder.seen = []
-    server = HTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve(HTTPServer)
     yield server
     # Not joined: were a request holding its one thread (the failure these tests look for),
     # shutdown() would wait for ever.
@@ -64,9 +69,7 @@ def upstream():
 
 @pytest.fixture
 def threaded_upstream():
-    Recorder.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve(ThreadingHTTPServer)
     yield server
     server.shutdown()
     server.server_close()
