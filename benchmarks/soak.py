@@ -82,6 +82,7 @@ class Soak:
         self.batch_items = {"checked": 0, "lost": 0, "duplicated": 0}
         self.events: list[str] = []
         self.refusals: Counter = Counter()          # "kind status" -> refusals
+        self._unsent_help: tuple[int, str] | None = None   # (label, base64) refused, to send again
         self.refusal_examples: dict[str, str] = {}  # "kind status" -> the first refusal's answer
         self.t0 = time.monotonic()                  # the measured run's start (set again after warm-up)
         self.rss_samples: dict[int, list[tuple[float, str, float]]] = {}   # pid -> (time, name, MB)
@@ -136,7 +137,7 @@ class Soak:
 
     def help(self, session) -> None:
         """One distinct labelled image; with faults, one refused is sent again until stored."""
-        if not getattr(self, "_unsent_help", None):
+        if self._unsent_help is None:
             digit = self.rng.randrange(10)
             self._unsent_help = (digit, base64.b64encode(distinct_drawing(digit, self.rng)).decode())
         digit, image = self._unsent_help

@@ -69,11 +69,7 @@ class Head:
 
 def parse_head(raw: bytes) -> Head:
     """The request line and headers; ``Refusal(400)`` for anything an HTTP/1.1 server must refuse."""
-    try:
-        text = raw.decode("latin-1")
-    except UnicodeDecodeError:  # latin-1 decodes every byte; kept for clarity of intent
-        raise Refusal(400, "Bad Request", "request head is not text")
-    lines = text.split("\r\n")
+    lines = raw.decode("latin-1").split("\r\n")          # latin-1: every byte is a character
     parts = lines[0].split(" ")
     if len(parts) != 3 or not parts[0].isalpha() or not parts[2].startswith("HTTP/1."):
         raise Refusal(400, "Bad Request", "malformed request line")
