@@ -29,7 +29,7 @@ import redis
 
 from shared.messaging import protocol as p
 from shared.messaging.ids import new_id
-from shared.messaging.streams import StreamGroup, autoclaim, keep_claims
+from shared.messaging.streams import KEEP_LUA, StreamGroup, autoclaim, keep_claims
 
 # Distinct error messages one batch's record keeps; further items read GENERIC_ERROR.
 MAX_ERROR_MESSAGES = 32
@@ -81,6 +81,7 @@ class BatchQueue:
         self.ttl = ttl
         self.stream = p.BATCH_STREAM
         self._record = conn.register_script(_RECORD_LUA)
+        self._keep = conn.register_script(KEEP_LUA)
         self.group = StreamGroup(conn, self.stream)
 
     # -- web side ----------------------------------------------------------
@@ -179,7 +180,7 @@ class BatchQueue:
 
     def keep(self, consumer: str, chunk: Chunk) -> bool:
         """Still working on ``chunk``: reset its idle time so no other worker reclaims it; False if one did."""
-        return keep_claims(self.conn, self.stream, consumer, [chunk.entry_id]) == 1
+        return keep_claims(self._keep, self.stream, consumer, [chunk.entry_id]) == 1
 
     def reclaim_stale(self, consumer: str, min_idle_ms: int, count: int = 1) -> list[Chunk]:
         self.group.ensure()

@@ -96,7 +96,7 @@ def read_group(conn: redis.Redis, consumer: str, streams: list[str], count: int,
 
 # Reset the idle time of entries ``consumer`` still holds (XCLAIM ... JUSTID leaves the
 # delivery count alone); an entry another worker has taken over meanwhile is left to it.
-_KEEP_LUA = """
+KEEP_LUA = """
 local kept = 0
 for i = 3, #ARGV do
   local mine = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
@@ -109,17 +109,18 @@ return kept
 """
 
 
-def keep_claims(conn: redis.Redis, stream: str, consumer: str, entry_ids: list[str]) -> int:
+def keep_claims(script, stream: str, consumer: str, entry_ids: list[str]) -> int:
     """Tell the other workers ``consumer`` is still working on ``entry_ids``; returns how many it still held.
 
     Why: stale entries are reclaimed by idle time (``autoclaim``), and a
     worker busy with a long chunk looks idle; reclaimed, the chunk would be
-    computed twice.
+    computed twice. ``script`` is ``KEEP_LUA`` registered once on the caller's
+    connection (``conn.register_script``), so each call is one EVALSHA.
     """
     if not entry_ids:
         return 0
     try:
-        return int(conn.register_script(_KEEP_LUA)(keys=[stream], args=[p.PREDICT_GROUP, consumer, *entry_ids]))
+        return int(script(keys=[stream], args=[p.PREDICT_GROUP, consumer, *entry_ids]))
     except redis.ResponseError:   # the group vanished: nothing is held
         return 0
 

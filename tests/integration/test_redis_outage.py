@@ -17,7 +17,7 @@ import requests
 from swagdigits.embedded_redis import EmbeddedRedis
 from testkit.drawings import digit_png
 from tests.integration.conftest import Stack, wait_for
-from tests.integration.test_sockets import Browser
+from testkit.socket_page import Browser
 
 FAST_S = 2.5     # an answer during the outage must come at least this quickly
 

@@ -180,7 +180,7 @@ def test_clients_sending_their_headers_a_byte_at_a_time_do_not_stop_service(up_e
 def test_sockets_through_the_front_get_their_answers_over_websocket_and_long_polling(up_env, tmp_path,
                                                                                       redis_url):
     """The front relays an accepted WebSocket upgrade both ways, and long-polling as plain requests."""
-    from tests.integration.test_sockets import Browser
+    from testkit.socket_page import Browser
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
