@@ -154,6 +154,8 @@ def main(argv=None) -> int:
     parser.add_argument("--eval-rows", type=int, default=1000, help="held-out block: the last N rows")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--help-weight", type=float, default=None,
+                        help="SWAGDIGITS_HELP_WEIGHT for the retraining (default: the setting's default)")
     args = parser.parse_args(argv)
 
     rows = np.loadtxt(args.pendigits, delimiter=",", dtype=int)
@@ -175,6 +177,8 @@ def main(argv=None) -> int:
                       "SWAGDIGITS_HELP_DIR": str(stack.tmp / "help_data"),
                       # every simulated user comes from 127.0.0.1: per-address limits would refuse them
                       "SWAGDIGITS_RATE_LIMIT_HELP": "0", "SWAGDIGITS_RATE_LIMIT_PREDICT": "0"})
+    if args.help_weight is not None:
+        stack.env["SWAGDIGITS_HELP_WEIGHT"] = str(args.help_weight)
     retrainer = None
     try:
         registry = ModelRegistry(stack.model_dir)

@@ -152,9 +152,10 @@ SETTINGS: dict[str, Setting] = {
                                   "Share of help images (fixed by their SHA-256 keyed by the server secret) "
                                   "never trained on, "
                                   "kept to evaluate candidates."),
-    "help_weight": Setting("SWAGDIGITS_HELP_WEIGHT", "0.25", float,
+    "help_weight": Setting("SWAGDIGITS_HELP_WEIGHT", "1.0", float,
                            "How much one help image counts in training, relative to one shipped "
-                           "digit (below 1: new styles are learnt without forgetting others)."),
+                           "digit (a correction teaches as much as any training digit; the guard-set "
+                           "gate, not a small weight, keeps other styles from being forgotten)."),
     # One address must not be able to teach the model on its own (issue 17, finding 2):
     # 100 pen-stroke 7s labelled 1 from one address made 41% of unseen 7s read as 1.
     "help_client_max": Setting("SWAGDIGITS_HELP_CLIENT_MAX", "500", int,
