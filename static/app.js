@@ -6,7 +6,10 @@
 // A digit of several strokes (a 4, a crossed 7) is sent after each stroke, and
 // each answer replaces the one before. Only the answer for the latest drawing
 // is shown: anything for an older job id or sequence number is dropped, however
-// late it arrives.
+// late it arrives. A pushed answer that never comes (lost while Redis restarted,
+// or sent to a socket that has since reconnected) is fetched instead: the worker
+// also stores every answer under its job id, so when none has arrived a moment
+// after the ack the page asks GET /api/jobs/{id}.
 import { DrawingPad } from "./pad.js";
 import { AnswerView, Connection } from "./view.js";
 
@@ -18,6 +21,11 @@ const guessButtons = Array.from(document.querySelectorAll("[data-guess]"));
 const labelButtons = [...correctButtons, ...guessButtons];
 // The server reports a timeout itself; this only covers a lost connection.
 const GIVE_UP_MS = Number(canvas.dataset.answerTimeoutMs) + 3000;
+// Pushed answers take milliseconds: one still missing after POLL_AFTER_MS is
+// asked for, then again at doubling intervals up to POLL_MAX_MS, POLL_TRIES times.
+const POLL_AFTER_MS = 1500;
+const POLL_MAX_MS = 5000;
+const POLL_TRIES = 20;
 
 const view = new AnswerView();
 const connection = new Connection();
@@ -46,6 +54,7 @@ const socket = window.io ? window.io({ transports: ["websocket", "polling"], try
 function send(penUpAt) {
   if (pad.isEmpty()) return;
   seq += 1;
+  clearTimeout(latest.poll);
   latest = { seq, jobId: null, penUpAt, sentAt: null, image: pad.toDataURL(), answered: false };
   view.box.dataset.sentSeq = String(seq);
   early.clear();
@@ -67,6 +76,7 @@ function emitLatest() {
     const overtaken = early.get(ack.job_id);
     early.clear();
     if (overtaken) overtaken();
+    pollLater(mine, POLL_AFTER_MS, POLL_TRIES);
   });
   clearTimeout(giveUp);
   giveUp = setTimeout(() => {
@@ -79,6 +89,45 @@ function answer(render, isResult) {
   latest.gotResult = latest.gotResult || isResult;
   clearTimeout(giveUp);
   render();
+}
+
+function pollLater(mine, delay, triesLeft) {
+  clearTimeout(mine.poll);
+  if (triesLeft > 0) mine.poll = setTimeout(() => pollJob(mine, delay, triesLeft - 1), delay);
+}
+
+async function pollJob(mine, delay, triesLeft) {
+  if (mine !== latest || mine.gotResult) return;
+  let status = null;
+  try {
+    const res = await fetch(`/api/jobs/${encodeURIComponent(mine.jobId)}`, { headers: { Accept: "application/json" } });
+    if (res.status === 404) return;   // expired or unknown: the give-up timer speaks
+    if (res.ok) status = await res.json();
+  } catch (err) {
+    status = null;                    // offline for now: ask again later
+  }
+  if (mine !== latest || mine.gotResult) return;
+  if (status && status.result) {
+    route(status.result, true, () => showPrediction(status.result, "poll"));
+  } else if (status && status.state === "failed") {
+    route({ job_id: mine.jobId, error: status.error }, false,
+          () => view.error(status.error || "The drawing could not be read."));
+  } else {
+    pollLater(mine, Math.min(delay * 2, POLL_MAX_MS), triesLeft);
+  }
+}
+
+function showPrediction(result, via) {
+  const rtt = performance.now() - latest.sentAt;
+  view.done(result, rtt, Number(canvas.dataset.unsureBelow));
+  // Pen up -> answer on screen, for benchmarks/browser_latency.py.
+  const d = view.box.dataset;
+  d.seq = String(latest.seq);
+  d.via = via;
+  const renderedAt = performance.now();
+  d.renderedAt = renderedAt.toFixed(3);
+  d.penUpAt = latest.penUpAt.toFixed(3);
+  d.penUpMs = (renderedAt - latest.penUpAt).toFixed(3);
 }
 
 // Route a pushed message to the latest drawing, hold it until the ack if it
@@ -96,17 +145,7 @@ function route(msg, isResult, render) {
 }
 
 if (socket) {
-  socket.on("prediction", (result) => route(result, true, () => {
-    const rtt = performance.now() - latest.sentAt;
-    view.done(result, rtt, Number(canvas.dataset.unsureBelow));
-    // Pen up -> answer on screen, for benchmarks/browser_latency.py.
-    const d = view.box.dataset;
-    d.seq = String(latest.seq);
-    const renderedAt = performance.now();
-    d.renderedAt = renderedAt.toFixed(3);
-    d.penUpAt = latest.penUpAt.toFixed(3);
-    d.penUpMs = (renderedAt - latest.penUpAt).toFixed(3);
-  }));
+  socket.on("prediction", (result) => route(result, true, () => showPrediction(result, "push")));
   socket.on("prediction_error", (err) => route(err, false, () => view.error(err.error || "The drawing could not be read.")));
   socket.on("model_changed", (info) => {
     if (info && info.model_version) view.model.textContent = `${info.model_version} (new)`;
@@ -132,6 +171,7 @@ if (socket) {
 
 function clearAll() {
   clearTimeout(giveUp);
+  clearTimeout(latest.poll);
   pad.clear();
   seq += 1;
   latest = { seq, jobId: null, penUpAt: null, sentAt: null, image: null, answered: true };

@@ -190,6 +190,34 @@ def test_multi_stroke_digits_end_on_the_answer_to_their_last_stroke(stack, chrom
     assert page.errors == []
 
 
+def test_an_answer_whose_push_is_lost_is_fetched_from_the_job_status(stack, chromium):
+    """A pushed answer can be lost (pub/sub keeps nothing while Redis restarts): the page
+    asks GET /api/jobs/{id} when none has come a moment after the ack, and shows it."""
+    stack.start("worker", "predict")
+    url = stack.start_web()
+    stack.wait_ready(url)
+    taps = []
+    page = open_page(chromium, url, before_load=lambda pg: taps.append(SocketTap(pg)))
+    tap = taps[0]
+    tap.hold = True            # every pushed answer is swallowed, never delivered
+
+    draw_digit(page, 2)
+    got = wait_for_new_answer(page, None)
+    seq, job_id = tap.latest_send()
+    assert [held for held, _ in tap.held] == [job_id], "the worker's push was held back"
+    assert tap.answers == [], "no pushed answer reached the page"
+    assert (got["state"], got["jobId"], got["seq"], got["digit"], got["via"]) == ("done", job_id, str(seq), "2", "poll")
+    assert page.inner_text("#answer-message") == "It's a 2"
+
+    # Pushed answers still come first when they are not lost.
+    tap.hold = False
+    page.click("#clear")
+    draw_digit(page, 7)
+    got = wait_for_new_answer(page, job_id)
+    assert (got["digit"], got["via"]) == ("7", "push")
+    assert page.errors == []
+
+
 def test_an_unsure_answer_offers_the_two_best_guesses_as_one_tap_help_data(stack, chromium, config):
     """With SWAGDIGITS_UNSURE_BELOW=1 every answer counts as unsure."""
     stack.start("worker", "predict")
