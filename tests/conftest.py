@@ -70,7 +70,8 @@ def trained_store(tmp_path_factory) -> Path:
 def model_dir(trained_store, tmp_path) -> Path:
     """A private copy of the trained store, so a test may change it freely."""
     target = tmp_path / "models"
-    shutil.copytree(trained_store, target)
+    # The feature cache the first training leaves beside the models is tens of MB: not copied.
+    shutil.copytree(trained_store, target, ignore=shutil.ignore_patterns("feature-cache"))
     _rewrite_store_paths(target, trained_store)
     return target
 

@@ -69,6 +69,7 @@ from shared.model import families
 from shared.model.features import FeaturePipeline
 from shared.model.store import ModelRegistry, ModelStoreError
 from shared.model.training import fitting as training
+from shared.model.training import feature_cache
 from shared.model.training.feature_cache import HelpFeatureCache
 from shared.model.training.publishing import drift_reference, library_versions
 from workers.retrain_result import RetrainResult
@@ -80,11 +81,6 @@ log = logging.getLogger("swagdigits.retrain")
 # least PARALLEL_MIN_IMAGES are not in the feature cache yet.
 HELP_PROCESSES = min(2, os.cpu_count() or 1)
 PARALLEL_MIN_IMAGES = 200
-
-
-def feature_cache_dir(model_root: Path | str) -> Path:
-    """Where retraining keeps its feature caches: beside the models they serve."""
-    return Path(model_root) / "feature-cache"
 
 
 @dataclass(frozen=True)
@@ -138,7 +134,7 @@ def _retrain(config, conn, registry, help_store, reason, pusher) -> dict:
     started = time.perf_counter()
     limits = ImageLimits.from_config(config)
     pipeline = families.get(config.model_family).pipeline
-    cache_dir = feature_cache_dir(registry.root)
+    cache_dir = feature_cache.directory(registry.root)
     fixed_from = training.prepare_fixed(cache_dir, pipeline)
     fixed_done = time.perf_counter()
     help_cache = HelpFeatureCache(cache_dir, pipeline).load()

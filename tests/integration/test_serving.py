@@ -4,6 +4,7 @@ import base64
 import requests
 
 from testkit.drawings import digit_png
+from tests.integration.conftest import wait_for
 
 
 def test_drawings_over_http_are_recognised_by_a_worker_process(stack):
@@ -46,10 +47,19 @@ def test_without_a_worker_the_web_tier_answers_504_then_readyz_503(stack):
 
 
 def test_a_worker_that_starts_on_an_empty_store_trains_the_first_model(stack, tmp_path):
-    worker = stack.start("worker", "predict", env={"SWAGDIGITS_MODEL_DIR": str(tmp_path / "fresh")})
+    """...and a retrain worker started with it waits for that training and reads the fixed
+    training set it leaves on disk, instead of computing the same set at the same time."""
+    fresh = {"SWAGDIGITS_MODEL_DIR": str(tmp_path / "fresh")}
+    worker = stack.start("worker", "predict", env=fresh)
+    retrainer = stack.start("worker", "retrain", env=fresh)
     url = stack.start_web()
     # Training the first model takes about 75 s of CPU (benchmarks.first_start): its own bound.
     stack.wait_ready(url, timeout=400)
     assert "no production model" in worker.log()
     res = requests.post(url + "/api/predict", files={"file": ("d.png", digit_png(7), "image/png")}, timeout=10)
     assert res.json()["digit"] == 7
+    wait_for(lambda: "listening on queue" in retrainer.log(), "the retrain worker's warm-up", [retrainer])
+    assert "for the first model's training" in retrainer.log()
+    assert "fixed training features read from" in retrainer.log()
+    assert "fixed training rows" in worker.log() and "fixed training rows" not in retrainer.log(), \
+        "the fixed training set was computed twice"

@@ -4,8 +4,8 @@ A retraining used to spend most of its non-fitting time recomputing features
 it had computed before: the shipped digits, their distorted copies and the
 synthetic drawings (deterministic given the code) and every help image (which
 never changes once stored). Both are kept here, as ``.npz`` files written
-atomically (``shared.atomic.write_atomic``) in one folder (the retrain job
-uses ``<model store>/feature-cache``):
+atomically (``shared.atomic.write_atomic``) in one folder, ``directory``
+beside the model store (``<model store>/feature-cache``):
 
 ``fixed-<fingerprint>.npz``
     the fixed part of the training set (see ``shared.model.training.fitting.fixed_parts``);
@@ -41,6 +41,15 @@ from shared.atomic import write_atomic
 from shared.model.features import INK, FeaturePipeline
 
 log = logging.getLogger(__name__)
+
+
+def directory(model_root: Path | str) -> Path:
+    """Where training keeps its feature caches: beside the models they serve.
+
+    The first model's training writes the fixed part here and the retrain
+    worker reads it, so a fresh install computes it once, not twice at once.
+    """
+    return Path(model_root) / "feature-cache"
 
 _SHARED = Path(__file__).resolve().parents[2]
 # What turns PNG bytes into a feature row.

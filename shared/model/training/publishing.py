@@ -33,7 +33,10 @@ def train_initial(registry: ModelRegistry, source: str, promote: bool = True,
                   family: str | None = None) -> tuple[str, dict]:
     """Train a ``family`` model on the shipped digits, publish with held-out accuracy, optionally promote."""
     started = time.perf_counter()
-    train, held_out = training.shipped_digits(families.get(family).pipeline)
+    pipeline = families.get(family).pipeline
+    # Computed here anyway: kept on disk, the retrain worker's warm-up reads it instead.
+    training.prepare_fixed(feature_cache.directory(registry.root), pipeline)
+    train, held_out = training.shipped_digits(pipeline)
     trained = training.fit(train, family=family)
     metrics = {
         "holdout_accuracy": round(training.accuracy(trained, held_out), 5),
@@ -45,7 +48,7 @@ def train_initial(registry: ModelRegistry, source: str, promote: bool = True,
         "source": source,
         "parent": None,
         "libraries": library_versions(),
-        "reference": drift_reference(trained, training.guard_set(families.get(family).pipeline)),
+        "reference": drift_reference(trained, training.guard_set(pipeline)),
     }
     model_id = registry.publish(trained, metrics)
     if promote:

@@ -133,3 +133,11 @@ def test_an_unwritable_cache_folder_only_costs_time(small_fixed, tmp_path):
     blocker.write_text("not a folder")
     assert training.prepare_fixed(blocker / "cache") == "computed"
     assert training.shipped_digits()[0].X.shape[1] == preprocess.FEATURE_SIZE
+
+
+def test_the_first_models_training_leaves_the_fixed_set_for_the_retrain_worker(trained_store, monkeypatch):
+    """A fresh install computes the fixed set once: the retrain worker's warm-up reads it from disk."""
+    assert list(feature_cache.directory(trained_store).glob("fixed-*.npz"))
+    _forget(monkeypatch)
+    monkeypatch.setattr(training.synthetic, "generate", lambda *a, **k: pytest.fail("recomputed"))
+    assert training.prepare_fixed(feature_cache.directory(trained_store)) == "disk"
