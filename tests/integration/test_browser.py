@@ -36,6 +36,13 @@ def chromium():
         browser.close()
 
 
+def tapped_page(chromium, url: str):
+    """The page, opened with a ``SocketTap`` on its Socket.IO WebSocket from the start."""
+    taps = []
+    page = open_page(chromium, url, before_load=lambda pg: taps.append(SocketTap(pg)))
+    return page, taps[0]
+
+
 def screenshot(page, name: str) -> Path:
     """Save a full-page screenshot once the bars and colours have finished moving."""
     page.wait_for_function("""() => document.getAnimations().every(
@@ -159,9 +166,7 @@ def test_multi_stroke_digits_end_on_the_answer_to_their_last_stroke(stack, chrom
     stack.start("worker", "predict")
     url = stack.start_web()
     stack.wait_ready(url)
-    taps = []
-    page = open_page(chromium, url, before_load=lambda pg: taps.append(SocketTap(pg)))
-    tap = taps[0]
+    page, tap = tapped_page(chromium, url)
 
     previous = None
     for digit, strokes in MULTI_STROKE.items():
@@ -196,9 +201,7 @@ def test_an_answer_whose_push_is_lost_is_fetched_from_the_job_status(stack, chro
     stack.start("worker", "predict")
     url = stack.start_web()
     stack.wait_ready(url)
-    taps = []
-    page = open_page(chromium, url, before_load=lambda pg: taps.append(SocketTap(pg)))
-    tap = taps[0]
+    page, tap = tapped_page(chromium, url)
     tap.hold = True            # every pushed answer is swallowed, never delivered
 
     draw_digit(page, 2)
@@ -225,14 +228,13 @@ def test_an_unsure_answer_offers_the_two_best_guesses_as_one_tap_help_data(stack
     stack.start("web", env={"SWAGDIGITS_PORT": str(port), "SWAGDIGITS_UNSURE_BELOW": "1"})
     url = f"http://127.0.0.1:{port}"
     stack.wait_ready(url)
-    taps = []
-    page = open_page(chromium, url, before_load=lambda pg: taps.append(SocketTap(pg)))
+    page, tap = tapped_page(chromium, url)
     assert page.is_hidden("#unsure")
 
     draw_digit(page, 3)
     got = wait_for_new_answer(page, None)
     assert got["state"] == "done" and got["unsure"] == "true", got
-    probabilities = taps[0].results[got["jobId"]]["probabilities"]
+    probabilities = tap.results[got["jobId"]]["probabilities"]
     best, second = sorted(range(10), key=lambda d: -probabilities[d])[:2]
     assert got["digit"] == str(best) and got["guesses"] == f"{best},{second}"
     assert page.is_visible("#unsure")
