@@ -110,8 +110,7 @@ async function pollJob(mine, delay, triesLeft) {
   if (status && status.result) {
     route(status.result, true, () => showPrediction(status.result, "poll"));
   } else if (status && status.state === "failed") {
-    route({ job_id: mine.jobId, error: status.error }, false,
-          () => view.error(status.error || "The drawing could not be read."));
+    route({ job_id: mine.jobId, error: status.error }, false, () => showError(status.error));
   } else {
     pollLater(mine, Math.min(delay * 2, POLL_MAX_MS), triesLeft);
   }
@@ -130,6 +129,10 @@ function showPrediction(result, via) {
   d.penUpMs = (renderedAt - latest.penUpAt).toFixed(3);
 }
 
+function showError(message) {
+  view.error(message || "The drawing could not be read.");
+}
+
 // Route a pushed message to the latest drawing, hold it until the ack if it
 // came first, or drop it when it belongs to an older drawing. A real answer
 // may still replace a timeout message; nothing replaces a real answer.
@@ -146,7 +149,7 @@ function route(msg, isResult, render) {
 
 if (socket) {
   socket.on("prediction", (result) => route(result, true, () => showPrediction(result, "push")));
-  socket.on("prediction_error", (err) => route(err, false, () => view.error(err.error || "The drawing could not be read.")));
+  socket.on("prediction_error", (err) => route(err, false, () => showError(err.error)));
   socket.on("model_changed", (info) => {
     if (info && info.model_version) view.model.textContent = `${info.model_version} (new)`;
   });

@@ -66,11 +66,12 @@ def ink_from_image(img: Image.Image) -> np.ndarray:
     if _has_alpha(img):
         # The page's PNG is RGBA: its alpha is read as is (converting to LA first cost
         # a quarter of a millisecond per drawing), and grey only when it is needed.
-        alpha_band = img.getchannel("A") if img.mode in ("RGBA", "LA") else img.convert("LA").getchannel("A")
-        alpha = np.asarray(alpha_band, dtype=np.float32) / 255.0
+        with_alpha = img if img.mode in ("RGBA", "LA") else img.convert("LA")
+        alpha = np.asarray(with_alpha.getchannel("A"), dtype=np.float32) / 255.0
         if np.mean(alpha < 0.1) >= _TRANSPARENT_SHARE:
             return alpha
-        grey = np.asarray(img.convert("LA").getchannel("L"), dtype=np.float32)
+        la = with_alpha if with_alpha.mode == "LA" else with_alpha.convert("LA")
+        grey = np.asarray(la.getchannel("L"), dtype=np.float32)
         # Opaque enough: blend on white so semi-transparent edges stay faint.
         grey = grey * alpha + 255.0 * (1.0 - alpha)
     else:
