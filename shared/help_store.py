@@ -181,14 +181,20 @@ class HelpStore:
         """Help images stored but not yet seen by a retraining."""
         return self.counts.pending() if self.counts is not None else self.count()
 
-    def entries(self) -> list[HelpEntry]:
-        """Every complete entry (its PNG exists), in a stable order."""
+    def entries(self, skip: frozenset[str] | set[str] = frozenset()) -> list[HelpEntry]:
+        """Every complete entry (its PNG exists), in a stable order; none whose id is in ``skip``.
+
+        ``skip`` lets a caller that already knows most entries read only the new
+        ones' metadata (the help featuriser lists the store every second).
+        """
         found = []
         for label in LABELS:
             folder = self.root / str(label)
             if not folder.is_dir():
                 continue
             for png in sorted(folder.glob("*.png")):
+                if png.stem in skip:
+                    continue
                 try:
                     meta = json.loads(png.with_suffix(".json").read_text())
                 except (OSError, ValueError):

@@ -8,6 +8,9 @@ or a timeout kills the job and never the worker.
 Training must never starve prediction on the same machine: the worker lowers
 its own priority (``os.nice``, inherited by every job it forks) and each job
 limits numerical libraries to one thread (threadpoolctl in the job).
+
+Between retrainings a child process featurises help images as they arrive
+(``workers.help_featuriser``), so a retraining does not spend its time on that.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from shared.messaging import retrain_trigger
 from shared.config import Config
 from shared.messaging.connection import connect
 from shared.model.store import ModelRegistry
+from workers import help_featuriser
 from workers.retrain_metrics import MeteredWorker
 
 log = logging.getLogger("swagdigits.retrain_worker")
@@ -83,6 +87,7 @@ def main(config: Config | None = None) -> int:
     port = metrics.serve(config.metrics_port, config.metrics_host)
     log.info("metrics on http://%s:%d/metrics", config.metrics_host, port)
     warm_up(config, conn)
+    help_featuriser.start(config)
     log.info("retrain worker listening on queue %r", p.RETRAIN_QUEUE)
     worker.work(with_scheduler=False, logging_level=config.log_level)
     return 0

@@ -46,6 +46,14 @@ def test_the_same_image_is_kept_once_even_with_another_label(store):
     assert store.pending() == 1
 
 
+def test_entries_already_known_are_skipped_without_reading_their_metadata(store):
+    known = store.add(digit_png(1), 1)
+    fresh = store.add(digit_png(2), 2)
+    (store.root / "1" / f"{known.id}.json").write_text("{ unreadable")   # read it and it would warn
+    assert [e.id for e in store.entries(skip={known.id})] == [fresh.id]
+    assert [e.id for e in store.entries()] == [fresh.id], "without skip the broken entry is read (and left out)"
+
+
 def test_client_hashes_are_stable_per_address_and_differ_between_addresses(store):
     a = store.add(digit_png(1), 1, client="198.51.100.1")
     b = store.add(digit_png(2), 2, client="198.51.100.1")

@@ -21,13 +21,13 @@ Result = TypeVar("Result")
 def map_jobs(func: Callable[[Job], Result], jobs: Sequence[Job], processes: int) -> list[Result]:
     """``[func(job) for job in jobs]``, in ``processes`` forked processes when that helps."""
     if processes > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(processes, mp_context=get_context("fork"), initializer=_die_with_parent,
+        with ProcessPoolExecutor(processes, mp_context=get_context("fork"), initializer=die_with_parent,
                                  initargs=(os.getpid(),)) as pool:
             return list(pool.map(func, jobs))
     return [func(job) for job in jobs]
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """A forked helper ends when its parent dies, however it dies.
 
     Why: a helper waits on a queue whose write end it inherited, so it never sees
