@@ -50,6 +50,7 @@ class HelpFeaturiser:
         self.conn = conn
         self.batch = batch
         self.known: set[str] = set()   # help ids cached, featurised or unreadable: not read again
+        self.cache: HelpFeatureCache | None = None   # re-read only when another process rewrote it
 
     def sweep(self) -> int:
         """Featurise up to ``batch`` help images the cache lacks; return how many rows it added."""
@@ -60,7 +61,9 @@ class HelpFeaturiser:
         new = self.help_store.entries(skip=self.known)
         if not new:
             return 0
-        cache = HelpFeatureCache(self.cache_dir, self.pipeline).load()
+        if self.cache is None or not self.cache.is_current():
+            self.cache = HelpFeatureCache(self.cache_dir, self.pipeline).load()
+        cache = self.cache
         todo = []
         for entry in new:
             if cache.get(entry.sha256, self.pipeline.size) is None:

@@ -78,6 +78,27 @@ def test_images_a_retraining_cached_are_not_decoded_again(featuriser, store, lim
     assert featuriser.sweep() == 0 and len(decodes) == 20
 
 
+def test_rows_a_retraining_wrote_meanwhile_are_kept(featuriser, store, limits, tmp_path, decodes):
+    featuriser.sweep()
+    store.add(digit_png(5, brush=28), 5)            # a retraining sees and caches this one
+    retrain_job.load_help(store.entries(), store.holdout(SHARE), limits, INK,
+                          cache=HelpFeatureCache(tmp_path).load())
+    store.add(digit_png(6, brush=28), 6)            # and this one arrives after it
+    assert featuriser.sweep() == 1
+    assert len(decodes) == 22, "each image decoded once"
+    assert len(HelpFeatureCache(tmp_path).load().rows) == 22, "the retraining's row was not dropped"
+
+
+def test_a_sweep_with_nothing_new_reads_no_file(featuriser, store, monkeypatch):
+    featuriser.sweep()
+    loads = []
+    real = HelpFeatureCache.load
+    monkeypatch.setattr(HelpFeatureCache, "load", lambda self: loads.append(1) or real(self))
+    assert featuriser.sweep() == 0
+    store.add(digit_png(8, brush=28), 8)
+    assert featuriser.sweep() == 1 and loads == [], "its own last write is still current"
+
+
 def test_a_sweep_does_at_most_one_batch(store, limits, redis_conn, tmp_path):
     featuriser = HelpFeaturiser(store, tmp_path, limits, INK, redis_conn, batch=8)
     assert [featuriser.sweep() for _ in range(4)] == [8, 8, 4, 0]

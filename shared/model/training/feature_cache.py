@@ -133,8 +133,10 @@ class HelpFeatureCache:
         self.print = fingerprint(HELP_SOURCES, {"pipeline": pipeline.fingerprint})
         self.rows: dict[str, np.ndarray] = {}
         self.hits = 0
+        self._stamp = None   # the file as last read or written here
 
     def load(self) -> "HelpFeatureCache":
+        self._stamp = self._on_disk()   # before reading: a file replaced meanwhile then looks changed
         arrays = load_arrays(self.folder, self.KIND, self.print)
         if arrays is not None:
             try:
@@ -162,3 +164,15 @@ class HelpFeatureCache:
         save_arrays(self.folder, self.KIND, self.print, {
             "sha256": np.asarray(keys), "X": np.stack([rows[k] for k in keys]).astype(np.float32)})
         self.rows = dict(rows)
+        self._stamp = self._on_disk()
+
+    def is_current(self) -> bool:
+        """Whether the file is still the one this object last read or wrote (no other process replaced it)."""
+        return self._stamp is not None and self._stamp == self._on_disk()
+
+    def _on_disk(self):
+        try:
+            stat = _path(self.folder, self.KIND, self.print).stat()
+        except OSError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
