@@ -26,7 +26,6 @@ import argparse
 import base64
 import itertools
 import json
-import statistics
 import sys
 import threading
 import time

@@ -5,7 +5,7 @@ import json
 
 from flask import Request
 
-from shared.images.upload import ImageLimits, ImageRejected, bytes_from_text, inspect
+from shared.images.upload import ImageLimits, bytes_from_text, inspect
 from web.errors import ApiError
 
 

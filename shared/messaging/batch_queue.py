@@ -94,7 +94,7 @@ class BatchQueue:
         batch_id = new_id()
         now = time.time()
         expires_at = int(now + self.ttl)
-        meta_key, results_key = p.BATCH_KEY.format(batch_id), p.BATCH_RESULTS_KEY.format(batch_id)
+        meta_key = p.BATCH_KEY.format(batch_id)
         valid = [(i, item) for i, item in enumerate(items) if not isinstance(item, str)]
         invalid = len(items) - len(valid)
         state = p.FINISHED if invalid == len(items) else p.QUEUED

@@ -28,7 +28,6 @@ import secrets
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests

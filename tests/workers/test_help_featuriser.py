@@ -7,8 +7,6 @@ import time
 import numpy as np
 import pytest
 
-from shared.help_store import HelpStore
-from shared.images.upload import ImageLimits
 from shared.messaging import protocol as p
 from shared.model.features import INK
 from shared.model.training import feature_cache
@@ -18,34 +16,6 @@ from workers import help_featuriser, retrain_job
 from workers.help_featuriser import HelpFeaturiser
 
 SHARE = 0.3
-
-
-@pytest.fixture
-def limits(config):
-    return ImageLimits.from_config(config)
-
-
-@pytest.fixture
-def store(config, redis_conn):
-    help_store = HelpStore.from_config(config, redis_conn)
-    for brush in (12, 20):
-        for d in range(10):
-            help_store.add(digit_png(d, brush=brush), d)
-    return help_store
-
-
-@pytest.fixture
-def decodes(monkeypatch):
-    """Counts help images decoded, by whichever process-local caller."""
-    calls = []
-    real = retrain_job.decode_ink
-
-    def counting(data, limits):
-        calls.append(len(data))
-        return real(data, limits)
-
-    monkeypatch.setattr(retrain_job, "decode_ink", counting)
-    return calls
 
 
 @pytest.fixture

@@ -1,45 +1,14 @@
 """Retraining reuses help-image features (by SHA-256) and the fixed training set across runs."""
 import numpy as np
-import pytest
 
 from shared.model.training import feature_cache
 from shared.model.training.feature_cache import HelpFeatureCache
-from shared.help_store import HelpStore
-from shared.images.upload import ImageLimits
 from shared.model.store import ModelRegistry
 from testkit.drawings import digit_png
 from shared.model.features import INK
 from workers import retrain_job
 
 SHARE = 0.3
-
-
-@pytest.fixture
-def limits(config):
-    return ImageLimits.from_config(config)
-
-
-@pytest.fixture
-def store(config, redis_conn):
-    help_store = HelpStore.from_config(config, redis_conn)
-    for brush in (12, 20):
-        for d in range(10):
-            help_store.add(digit_png(d, brush=brush), d)
-    return help_store
-
-
-@pytest.fixture
-def decodes(monkeypatch):
-    """Counts help images decoded (the expensive step the cache avoids)."""
-    calls = []
-    real = retrain_job.decode_ink
-
-    def counting(data, limits):
-        calls.append(len(data))
-        return real(data, limits)
-
-    monkeypatch.setattr(retrain_job, "decode_ink", counting)
-    return calls
 
 
 def _same(a, b):

@@ -12,12 +12,8 @@ when several addresses send them.
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
-import pytest
 
-from shared import help_store as hs
 from shared.help_store import HelpEntry, HelpStore
 from shared.images.ink import decode_ink
 from shared.images.normalise import normalised_png

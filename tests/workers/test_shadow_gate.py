@@ -22,7 +22,7 @@ def _states(worker, version):
 
 def _trial_counts(worker):
     """The worker's shadow_trials_total by outcome (the metrics are the process's: compare differences)."""
-    return {o: worker.metrics.shadow_trials.labels(o)._value.get() for o in ("promoted", "rejected", "abandoned")}
+    return {o: worker.metrics.shadow_trials.labels(o)._value.get() for o in ("promoted", "canary", "rejected", "abandoned")}
 
 
 def _decided(before, after):
@@ -78,3 +78,4 @@ def test_with_a_canary_share_a_passed_trial_makes_the_candidate_the_canary(worke
     assert running is not None and (running.version, running.share, running.production) == (
         candidate, 0.25, production)
     assert worker.registry.production_id() == production
+    assert _decided(counted, _trial_counts(worker)) == {"canary"}

@@ -4,7 +4,6 @@ import logging
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from shared.model import features as preprocess
 from shared.model.training import fitting as training
