@@ -1,5 +1,8 @@
 """swagdigits eval: data sets read as canvas drawings, argument checks, report."""
 import argparse
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -70,3 +73,62 @@ def test_the_unsure_report_counts_questions_and_whether_the_two_guesses_hold_the
     report = evaluate.unsure_report(result, 0.6)
     assert "75.0% asked" in report and "right 100.0% when sure" in report
     assert "33.3% when unsure" in report and "answer 66.7% of the time" in report
+
+
+class PredictStub:
+    """A /api/predict that answers each of ``answers`` (status, headers) in turn, then the last for ever."""
+
+    def __init__(self, answers):
+        self.answers, self.posts = list(answers), 0
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                stub.posts += 1
+                status, headers = stub.answers.pop(0) if len(stub.answers) > 1 else stub.answers[0]
+                probs = [0.0] * 10
+                probs[7] = 1.0
+                body = json.dumps({"digit": 7, "probabilities": probs} if status == 200
+                                  else {"error": "no", "status": status}).encode()
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def stub():
+    made = []
+    yield lambda answers: made.append(PredictStub(answers)) or made[-1]
+    for s in made:
+        s.server.shutdown()
+        s.server.server_close()
+
+
+def test_a_rate_limited_evaluation_waits_as_the_server_asks_and_goes_on(stub, caplog):
+    server = stub([(429, {"Retry-After": "7"}), (503, {"Retry-After": "1"}), (200, {})])
+    slept = []
+    remote = evaluate.Remote(server.url, sleep=slept.append)
+    assert int(np.argmax(remote(b"png"))) == 7
+    assert slept == [7.0, 1.0] and server.posts == 3
+    assert len(remote.timings.predict) == 1, "one timing per drawing, the waits left out"
+    assert "SWAGDIGITS_RATE_LIMIT_PREDICT=0" in caplog.text
+
+
+def test_a_refusal_without_retry_after_or_without_end_is_an_error(stub):
+    with pytest.raises(RuntimeError, match="answered 400"):
+        evaluate.Remote(stub([(400, {})]).url, sleep=lambda s: None)(b"png")
+    forever = stub([(429, {"Retry-After": "1"})])
+    with pytest.raises(RuntimeError, match="still refused"):
+        evaluate.Remote(forever.url, sleep=lambda s: None)(b"png")
+    assert forever.posts == evaluate.Remote.MAX_WAITS
