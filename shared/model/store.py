@@ -330,6 +330,25 @@ def _atomic_storage_class():
                 write_atomic(Path(self.root_prefix) / prefix, fh.read())
             return prefix
 
+        def validate(self) -> bool:
+            """Whether the store's folder can be written, probed with a file of this process's own.
+
+            modelstore touches and removes one fixed ``.operator-ai`` file, so of
+            two processes opening the store at once, one could find the other
+            had removed its probe: the store looked unusable, and a predict
+            worker starting beside another trained a model over production.
+            """
+            root = Path(self.root_prefix)
+            root.mkdir(parents=True, exist_ok=True)
+            if not root.is_dir():
+                raise NotADirectoryError(f"{root} is not a directory")
+            try:
+                with tempfile.NamedTemporaryFile(dir=root, prefix=".probe-"):
+                    return True
+            except OSError as exc:
+                log.error("model store %s cannot be written: %s", root, exc)
+                return False
+
     return AtomicFileSystemStorage
 
 

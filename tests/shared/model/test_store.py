@@ -195,3 +195,35 @@ def test_concurrent_promotions_from_several_processes_leave_one_consistent_histo
     for before, after in zip(log, log[1:]):
         assert after["previous"] == before["model_id"], (before, after)
     assert log[-1]["model_id"] == production[0]
+
+
+_OPEN_MANY = """
+import sys
+from shared.model.store import ModelRegistry, ModelStoreError
+refused = 0
+for _ in range(int(sys.argv[2])):
+    try:
+        ModelRegistry(sys.argv[1]).storage
+    except ModelStoreError:
+        refused += 1
+print(refused)
+"""
+
+
+def test_processes_opening_the_store_at_once_all_find_it_usable(tmp_path):
+    """Workers start together: none may take the store for unusable (it would train a model over production).
+
+    modelstore's own check touches and removes one fixed probe file, so one
+    process could remove the other's probe before that one did (seen in CI:
+    a predict worker retrained and replaced production at start).
+    """
+    import subprocess
+    import sys
+
+    root = tmp_path / "models"
+    ModelRegistry(root).storage
+    children = [subprocess.Popen([sys.executable, "-c", _OPEN_MANY, str(root), "300"],
+                                 stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    refused = [int(c.communicate(timeout=120)[0]) for c in children]
+    assert refused == [0] * len(children)
+    assert not [p.name for p in root.iterdir() if p.name.startswith(".probe") or p.name == ".operator-ai"]
