@@ -449,9 +449,14 @@ def _warp(strokes: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarra
 PEN_UP_TRACE_SHARE = 0.5
 # Share of samples whose strokes are resampled to a few points: a fast mouse or
 # finger gives the page sparse pointer events (and tablets sample coarsely), so
-# curves arrive as polygons.
-COARSE_SHARE = 0.35
-_COARSE_POINTS = (7, 14)
+# curves arrive as polygons. Measured on pendigits (whole file, mean of synthetic
+# seeds 11-16): 35% of 7-14 points 93.66%, 70% of 7-10 points 94.23% (+0.58;
+# better on 5 of 6 seeds); the same rows drawn as *smooth* splines through their
+# points 94.3% -> 94.8%: learnt from polygons, the model keeps to the shapes and
+# not to curvature details no two writers share. Smooth synthetic drawings of an
+# unseen seed: 98.3% -> 98.1%. MNIST-dev unchanged (97.9%).
+COARSE_SHARE = 0.7
+_COARSE_POINTS = (7, 10)
 
 
 def _resample(strokes: list[np.ndarray], total: int) -> list[np.ndarray]:

@@ -74,3 +74,16 @@ def test_a_model_trained_on_them_alone_reads_the_shipped_digits():
     model = SVC(C=10.0, gamma="scale").fit(X, y)
     _, held_out = training.shipped_digits()
     assert training.accuracy(model, held_out) > 0.65
+
+
+def test_most_samples_arrive_as_the_few_points_a_tablet_or_a_fast_mouse_gives():
+    """Coarse polylines (7-10 points in all) for about COARSE_SHARE of the samples, the
+    rest as densely sampled strokes: learnt from polygons, the model reads pen writers
+    better, drawn coarse or smooth (see COARSE_SHARE)."""
+    rng = np.random.default_rng(5)
+    counts = [sum(len(s) for s in synthetic.sample_strokes(n % 10, rng)) for n in range(1000)]
+    coarse = [c for c in counts if c <= synthetic._COARSE_POINTS[1]]
+    assert len(coarse) > len(counts) / 2
+    assert abs(len(coarse) / len(counts) - synthetic.COARSE_SHARE) < 0.05
+    assert min(coarse) >= synthetic._COARSE_POINTS[0] - 1
+    assert np.median([c for c in counts if c > synthetic._COARSE_POINTS[1]]) > 30   # the others dense
