@@ -17,7 +17,9 @@ workers can answer, so a full queue or an unreachable Redis is a fault. The
 Exit status 1 if any request failed, too many were refused, or any process
 grew more than 20%.
 
-``--faults`` (issue 15's 30-minute soak): a Socket.IO page drawing too, one
+``--faults`` (issue 15's 30-minute soak): a Socket.IO page drawing too (an
+answer whose push is lost is fetched from /api/jobs/{id}, as the page does,
+and counted in ``socket_answers_fetched``), one
 predict worker killed (SIGKILL) a third of the way in and started again 2 s
 later, as ``swagdigits up`` would, and Redis (append-only file) stopped and
 started again two thirds of the way in. Then a 429, 503 or 504 with a JSON
@@ -60,6 +62,8 @@ MAX_REFUSED_SHARE = 0.05         # of one kind's requests: the mix is paced to s
 MAX_GROWTH_WITH_FAULTS = 0.10    # issue 15: RSS growth over the 30-minute soak
 CLEAR_REFUSALS = {429, 503, 504}  # with faults: Redis away, a worker gone; each answered in JSON
 SETTLE_S = 60.0                  # a process's RSS is measured from this long after it started
+PUSH_WAIT_S = 5.0                # a socket answer not pushed by then is fetched, as the page does
+FETCH_WAIT_S = 10.0              # ... for this long
 
 
 def distinct_drawing(digit: int, rng: random.Random) -> bytes:
@@ -81,6 +85,7 @@ class Soak:
         self.help_accepted: Counter = Counter()     # label -> images the service said it stored
         self.batch_items = {"checked": 0, "lost": 0, "duplicated": 0}
         self.events: list[str] = []
+        self.fetched_answers = 0                    # socket answers whose push was lost, fetched instead
         self.refusals: Counter = Counter()          # "kind status" -> refusals
         self._unsent_help: tuple[int, str] | None = None   # (label, base64) refused, to send again
         self.refusal_examples: dict[str, str] = {}  # "kind status" -> the first refusal's answer
@@ -201,6 +206,7 @@ class Soak:
     def sockets(self) -> None:
         """A page's Socket.IO client: a drawing every 1/socket_rate s, each answer waited for."""
         answers: dict[str, threading.Event] = {}
+        session = requests.Session()
         sio = socketio.Client(reconnection=True, reconnection_delay=0.5, reconnection_delay_max=2)
         for event in (p.EVENT_PREDICTION, p.EVENT_PREDICTION_ERROR):
             sio.on(event, lambda data: answers.setdefault(data.get("job_id"), threading.Event()).set())
@@ -220,9 +226,35 @@ class Soak:
                 self._record("socket_predict", int(ack.get("status", 0)), set(), json.dumps(ack))
                 continue
             done = answers.setdefault(ack["job_id"], threading.Event())
-            self._record("socket_predict", 200 if done.wait(15) else 0, {200}, "no answer pushed in 15 s")
+            if done.wait(PUSH_WAIT_S):
+                self._record("socket_predict", 200, {200})
+            else:
+                self._record("socket_predict", *self._fetch_answer(session, ack["job_id"]))
             answers.pop(ack["job_id"], None)
         sio.disconnect()
+
+    def _fetch_answer(self, session: requests.Session, job_id: str) -> tuple[int, set[int], str]:
+        """What the page does when a pushed answer does not come (``pollLater`` in static/app.js):
+        ask GET /api/jobs/{id}, where the worker stores every answer. A push can be lost by
+        design: Redis pub/sub drops what is published while the web's subscriber reconnects."""
+        deadline = time.monotonic() + FETCH_WAIT_S
+        detail = "no answer pushed or stored"
+        while time.monotonic() < deadline:
+            try:
+                res = session.get(f"{self.url}/api/jobs/{job_id}", timeout=5)
+                body = res.json()
+            except (requests.RequestException, ValueError) as exc:
+                detail = repr(exc)
+            else:
+                if body.get("result"):
+                    with self.lock:
+                        self.fetched_answers += 1
+                    return 200, {200}, ""
+                if res.status_code == 404 or body.get("state") == "failed":
+                    return res.status_code, set(), json.dumps(body)[:200]
+                detail = json.dumps(body)[:200]
+            time.sleep(0.5)
+        return 0, set(), f"no answer pushed in {PUSH_WAIT_S:.0f} s nor stored within {FETCH_WAIT_S:.0f} s: {detail}"
 
     def inject_faults(self, seconds: float) -> None:
         """A predict worker killed at a third of the run (started again 2 s later), Redis restarted at two."""
@@ -350,6 +382,7 @@ class Soak:
                 "refused_share": refused_share, "refusals": dict(self.refusals),
                 "refusal_examples": self.refusal_examples,
                 "failures": self.failures, "max_queue_depth": self.max_depth, "faults": self.events,
+                "socket_answers_fetched": self.fetched_answers,
                 "help_accepted": sum(self.help_accepted.values()), "help_stored": sum(stored.values()),
                 "help_lost": help_lost, "batch_items": dict(self.batch_items),
                 "rss": growth,
